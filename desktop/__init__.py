@@ -1,0 +1,1 @@
+"""PromptSpool's Qt desktop application over the worker core."""

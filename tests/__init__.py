@@ -1,0 +1,1 @@
+"""PromptSpool's test suite."""

@@ -1,0 +1,293 @@
+"""The llama.cpp engine: keeps one model loaded, formats prompts, streams tokens, stops on cancel."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import llama_chat_format
+
+from worker.spec import JobSpec, check_model_file
+from worker.textstream import TextAssembler
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """A job cannot run: the model does not load, the prompt does not fit, decoding failed."""
+
+
+class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Generation stopped because the job was cancelled or ran out of time."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_gpu_layers: int = -1
+    n_ctx: int = 4096
+    n_batch: int = 512
+    n_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuStatus:
+    """Whether layers really run on a GPU; `reason` says why not when they don't."""
+
+    supported: bool
+    layers_offloaded: int
+    layers_total: int
+    reason: str
+
+    @property
+    def active(self) -> bool:
+        return self.supported and self.layers_offloaded > 0
+
+
+@dataclass
+class StopSignal:
+    """Set from another thread to stop generation; also stops at a deadline."""
+
+    event: threading.Event
+    deadline: float | None = None
+    timeout_reason: str = "timed out"
+
+    def reason(self) -> str | None:
+        if self.event.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return self.timeout_reason
+        return None
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_second: float | None
+    finish_reason: str  # "stop" (end token or stop string), "length", "context"
+
+
+# Callbacks: progress(phase, done, total, tps, eta) and text(chunk, done, total, tps, eta).
+ProgressFn = Callable[..., None]
+TextFn = Callable[..., bool]
+
+
+def gpu_offload_supported() -> bool:
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class Engine:
+    """One model per process, loaded lazily and kept until a job needs another."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.options = options
+        self._llm: llama_cpp.Llama | None = None
+        self._model_path: Path | None = None
+        self._loaded_options: LoadOptions | None = None
+        self._stop: StopSignal | None = None
+        # Keep a reference: ctypes callbacks must outlive the context that calls them.
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded")
+
+    @property
+    def model_path(self) -> Path | None:
+        return self._model_path
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        return self._stop is not None and self._stop.reason() is not None
+
+    def ensure_model(self, model: str | Path, options: LoadOptions | None = None) -> bool:
+        """Load `model` unless it is already loaded with the same options; True if loaded now."""
+        options = options or self.options
+        path = check_model_file(model)
+        if self._llm is not None and path == self._model_path and options == self._loaded_options:
+            return False
+        self.close()
+        log.info("loading model %s (n_gpu_layers=%s, n_ctx=%s)", path, options.n_gpu_layers, options.n_ctx)
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_gpu_layers=options.n_gpu_layers,
+                n_ctx=options.n_ctx,
+                n_batch=options.n_batch,
+                n_ubatch=min(options.n_batch, 512),
+                n_threads=options.n_threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(f"model {str(path)!r} failed to load: {exc}") from exc
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
+        self._model_path = path
+        self._loaded_options = options
+        self.gpu = self._gpu_status(self._llm, options)
+        if not self.gpu.active:
+            log.warning("GPU offload inactive: %s", self.gpu.reason)
+        return True
+
+    @staticmethod
+    def _gpu_status(llm: llama_cpp.Llama, options: LoadOptions) -> GpuStatus:
+        total = int(llama_cpp.llama_model_n_layer(llm._model.model)) + 1  # + output layer
+        if not gpu_offload_supported():
+            return GpuStatus(False, 0, total, "llama.cpp was built for the CPU only")
+        wanted = total if options.n_gpu_layers < 0 else min(options.n_gpu_layers, total)
+        reason = "" if wanted else "n_gpu_layers is 0"
+        return GpuStatus(True, wanted, total, reason)
+
+    def close(self) -> None:
+        """Free the model and its context now (VRAM is not freed by `del`)."""
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+            self._model_path = None
+            self._loaded_options = None
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._llm.metadata) if self._llm is not None else {}
+
+    # --- generation ---------------------------------------------------------------------
+
+    def prompt_tokens(self, spec: JobSpec) -> list[int]:
+        """The job's prompt as tokens, through the model's chat template unless raw."""
+        llm = self._require()
+        template = llm.metadata.get("tokenizer.chat_template")
+        messages = [m.model_dump() for m in spec.messages] if spec.messages else None
+        if template and (messages or not spec.raw):
+            formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm.detokenize([llm.token_eos()], special=True).decode(errors="replace"),
+                bos_token=llm.detokenize([llm.token_bos()], special=True).decode(errors="replace"),
+            )
+            formatted = formatter(messages=messages or [{"role": "user", "content": spec.prompt}])
+            add_bos = not formatted.added_special
+            return llm.tokenize(formatted.prompt.encode(), add_bos=add_bos, special=True)
+        if messages:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        else:
+            text = spec.prompt or ""
+        return llm.tokenize(text.encode(), add_bos=True, special=False)
+
+    def generate(
+        self, spec: JobSpec, stop: StopSignal, on_progress: ProgressFn, on_text: TextFn
+    ) -> GenerationResult:
+        """Run one job. Raises Cancelled (with partial text passed to on_text) or EngineError."""
+        llm = self._require()
+        tokens = self.prompt_tokens(spec)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise EngineError(
+                f"the prompt is {len(tokens)} tokens; the context window is {n_ctx} "
+                "(shorten the prompt or raise the context size)"
+            )
+        max_tokens = min(spec.max_tokens, n_ctx - len(tokens))
+        self._stop = stop
+        try:
+            self._process_prompt(llm, tokens, stop, on_progress)
+            return self._decode(llm, spec, tokens, max_tokens, stop, on_progress, on_text)
+        finally:
+            self._stop = None
+
+    def _process_prompt(
+        self, llm: llama_cpp.Llama, tokens: list[int], stop: StopSignal, on_progress: ProgressFn
+    ) -> None:
+        """Evaluate the prompt in batches, reporting progress; the abort callback stops it."""
+        llm.reset()
+        total = len(tokens)
+        on_progress("prompt", 0, total)
+        step = llm.n_batch
+        for start in range(0, total, step):
+            try:
+                llm.eval(tokens[start : start + step])
+            except RuntimeError as exc:
+                reason = stop.reason()
+                if reason:
+                    raise Cancelled(reason) from exc
+                raise EngineError(f"prompt processing failed: {exc}") from exc
+            reason = stop.reason()
+            if reason:
+                raise Cancelled(reason)
+            on_progress("prompt", min(start + step, total), total)
+
+    def _decode(
+        self,
+        llm: llama_cpp.Llama,
+        spec: JobSpec,
+        tokens: list[int],
+        max_tokens: int,
+        stop: StopSignal,
+        on_progress: ProgressFn,
+        on_text: TextFn,
+    ) -> GenerationResult:
+        llm.set_seed(spec.seed if spec.seed is not None else random.randrange(2**32))
+        assembler = TextAssembler(spec.stop)
+        pieces: list[str] = []
+        eog = llama_cpp.llama_vocab_is_eog
+        vocab = llm._model.vocab
+        started = time.perf_counter()
+        done = 0
+        tps: float | None = None
+        finish = "length" if max_tokens == spec.max_tokens else "context"
+        on_progress("generating", 0, max_tokens)
+        generator = llm.generate(
+            tokens,
+            top_k=spec.top_k,
+            top_p=spec.top_p,
+            min_p=spec.min_p,
+            temp=spec.temperature,
+            repeat_penalty=spec.repeat_penalty,
+            reset=False,
+        )
+        try:
+            for token in generator:
+                if eog(vocab, token):
+                    finish = "stop"
+                    break
+                done += 1
+                text = assembler.feed(llm.detokenize([token]))
+                elapsed = time.perf_counter() - started
+                tps = done / elapsed if elapsed > 0 else None
+                eta = (max_tokens - done) / tps if tps else None
+                if text:
+                    pieces.append(text)
+                cancel = on_text(text, done=done, total=max_tokens, tps=tps, eta=eta)
+                reason = "cancelled" if cancel else stop.reason()
+                if reason:
+                    raise Cancelled(reason)
+                if assembler.stopped:
+                    finish = "stop"
+                    break
+                if done >= max_tokens:
+                    break
+        except RuntimeError as exc:
+            reason = stop.reason()
+            if reason:
+                raise Cancelled(reason) from exc
+            raise EngineError(f"decoding failed after {done} tokens: {exc}") from exc
+        finally:
+            generator.close()
+        tail = assembler.finish()
+        if tail:
+            pieces.append(tail)
+            on_text(tail, done=done, total=max_tokens, tps=tps, eta=0.0)
+        return GenerationResult("".join(pieces), len(tokens), done, tps, finish)
+
+    def _require(self) -> llama_cpp.Llama:
+        if self._llm is None:
+            raise EngineError("no model is loaded")
+        return self._llm
+
+
+def describe(options: LoadOptions) -> dict[str, Any]:
+    return {"n_gpu_layers": options.n_gpu_layers, "n_ctx": options.n_ctx, "n_batch": options.n_batch}

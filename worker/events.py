@@ -1,0 +1,149 @@
+"""Job event streams: the worker publishes tokens and progress in batches; readers follow them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from worker import keys
+from worker.jobs import JobState
+
+GLOBAL_MAXLEN = 100_000
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stream entry: its id (for resuming) and its decoded payload."""
+
+    stream: str
+    id: str
+    data: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.data.get("type", ""))
+
+    @property
+    def job_id(self) -> str:
+        return str(self.data.get("id", ""))
+
+    @property
+    def attempt(self) -> int:
+        return int(self.data.get("attempt", 0))
+
+    @property
+    def state(self) -> JobState | None:
+        return JobState(self.data["state"]) if self.type == "state" else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read_events(
+    client: redis.Redis, positions: dict[str, str], block_ms: int | None = None, count: int = 500
+) -> list[Event]:
+    """Events after each stream's last id; blocks up to block_ms (None: don't block)."""
+    reply = client.xread(positions, count=count, block=block_ms)  # type: ignore[arg-type]
+    events = []
+    for stream, entries in reply or []:
+        name = _text(stream)
+        for entry_id, fields in entries:
+            payload = fields.get(b"d", fields.get("d"))
+            events.append(Event(name, _text(entry_id), json.loads(payload)))
+    return events
+
+
+def follow_job(
+    client: redis.Redis, job_id: str, after: str = "0-0", block_ms: int = 1000
+) -> Iterator[Event]:
+    """Every event of one job from `after` on, replaying history first; never ends by itself."""
+    stream = keys.events(job_id)
+    last = after
+    while True:
+        for event in read_events(client, {stream: last}, block_ms=block_ms):
+            last = event.id
+            yield event
+
+
+class StreamPublisher:
+    """Buffers one attempt's text and writes it every `flush_s`: one pipeline per batch.
+
+    A batch appends to the attempt's durable output, adds a `tokens` event to the job's
+    stream, updates the live token counts, and (at most every `progress_s`) puts a progress
+    event on the global stream. The same round trip reads the job's cancel flag.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        job_id: str,
+        attempt: int,
+        *,
+        flush_s: float = 0.016,
+        progress_s: float = 0.25,
+    ) -> None:
+        self.redis = client
+        self.job_id = job_id
+        self.attempt = attempt
+        self.flush_s = flush_s
+        self.progress_s = progress_s
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+        self._last_progress = 0.0
+        self._stats: dict[str, Any] = {}
+        self.cancel_seen = False
+
+    def _xadd(self, pipe: Any, stream: str, data: dict[str, Any], maxlen: int | None = None) -> None:
+        data["id"] = self.job_id
+        data["attempt"] = self.attempt
+        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        pipe.xadd(stream, {"d": payload}, maxlen=maxlen, approximate=True)
+
+    def progress(self, phase: str, **stats: Any) -> None:
+        """Publish a phase change or progress at once, to the job's and the global stream."""
+        self._stats = {"type": "progress", "phase": phase, **stats}
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._xadd(pipe, keys.events(self.job_id), dict(self._stats))
+            self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
+            pipe.execute()
+        self._last_progress = time.monotonic()
+
+    def add(self, text: str, **stats: Any) -> bool:
+        """Queue text (may be empty) with the latest stats; flushes when due. True: cancel."""
+        if text:
+            self._pending.append(text)
+        self._stats = {"type": "progress", "phase": "generating", **stats}
+        if time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+        return self.cancel_seen
+
+    def flush(self) -> bool:
+        """Write what is pending now. Returns whether the job's cancel flag is set."""
+        text = "".join(self._pending)
+        self._pending.clear()
+        stamp = time.monotonic()
+        self._last_flush = stamp
+        job_key = keys.job(self.job_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if text:
+                pipe.append(keys.output(self.job_id, self.attempt), text)
+                event = {**self._stats, "type": "tokens", "text": text}
+                self._xadd(pipe, keys.events(self.job_id), event)
+            if self._stats:
+                mapping = {"completion_tokens": self._stats.get("done", 0)}
+                if self._stats.get("tps") is not None:
+                    mapping["tokens_per_second"] = self._stats["tps"]
+                pipe.hset(job_key, mapping=mapping)
+                if stamp - self._last_progress >= self.progress_s:
+                    self._last_progress = stamp
+                    self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
+            pipe.hget(job_key, "cancel")
+            results = pipe.execute()
+        self.cancel_seen = self.cancel_seen or bool(results[-1])
+        return self.cancel_seen

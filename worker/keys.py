@@ -1,0 +1,34 @@
+"""The Redis key names of the ledger and event streams, in one place."""
+
+from __future__ import annotations
+
+PREFIX = "ps:"
+JOBS = PREFIX + "jobs"  # zset: job id -> submission sequence
+QUEUE = PREFIX + "queue"  # zset: queued job id -> priority rank * 1e12 + queue sequence
+RUNNING = PREFIX + "running"  # set: ids of jobs in loading/running
+SEQ = PREFIX + "seq"  # counter
+GLOBAL_EVENTS = PREFIX + "ev"  # stream: state and progress of every job
+CANCEL_CHANNEL = PREFIX + "cancel"  # pub/sub: ids of running jobs to stop
+WORKERS = PREFIX + "workers"  # set of worker ids ever seen (pruned when their heartbeat is gone)
+PAUSED = PREFIX + "paused"  # flag: workers take no new jobs while set
+REAPER_LOCK = PREFIX + "reaper-lock"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def attempts(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}:attempts"
+
+
+def output(job_id: str, attempt: int) -> str:
+    return f"{PREFIX}job:{job_id}:out:{attempt}"
+
+
+def events(job_id: str) -> str:
+    return f"{PREFIX}ev:{job_id}"
+
+
+def worker(worker_id: str) -> str:
+    return f"{PREFIX}worker:{worker_id}"

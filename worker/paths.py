@@ -1,0 +1,63 @@
+"""Where PromptSpool keeps its files: platformdirs, or everything under PROMPTSPOOL_HOME."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "promptspool"
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux, 104 on macOS).
+MAX_SOCKET_PATH = 100
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The four directories the app uses; created on demand by `ensure()`."""
+
+    data: Path
+    runtime: Path
+    logs: Path
+    config: Path
+
+    @classmethod
+    def resolve(cls, home: Path | None = None) -> AppPaths:
+        """Paths under `home` when given (or PROMPTSPOOL_HOME), else the platform's user dirs."""
+        if home is None and os.environ.get("PROMPTSPOOL_HOME"):
+            home = Path(os.environ["PROMPTSPOOL_HOME"])
+        if home is not None:
+            home = home.expanduser().absolute()
+            return cls(home / "data", home / "run", home / "logs", home / "config")
+        return cls(
+            data=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            runtime=_runtime_dir(),
+            logs=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
+            config=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        )
+
+    def ensure(self) -> AppPaths:
+        """Create the directories; the runtime dir (socket, password) is private (0700)."""
+        for path in (self.data, self.logs, self.config):
+            path.mkdir(parents=True, exist_ok=True)
+        self.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.runtime.stat().st_uid != os.getuid():
+            raise PermissionError(f"{self.runtime} belongs to another user; refusing to use it")
+        os.chmod(self.runtime, 0o700)
+        return self
+
+    @property
+    def config_file(self) -> Path:
+        return self.config / "settings.json"
+
+
+def _runtime_dir() -> Path:
+    """The user's runtime dir when it exists and is short enough for a socket path."""
+    candidate = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    usable = xdg is not None and Path(xdg).is_dir() and os.access(xdg, os.W_OK)
+    if usable and len(str(candidate / "server.sock")) <= MAX_SOCKET_PATH:
+        return candidate
+    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"

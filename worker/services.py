@@ -1,0 +1,187 @@
+"""A worker's background duties: heartbeat, cancel listener and the lost-job reaper."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from worker import keys
+from worker.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+LOST_REASON = "the worker running this job stopped (killed or crashed)"
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class CancelRegistry:
+    """Maps running job ids to the events that stop them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def register(self, job_id: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[job_id] = event
+        return event
+
+    def unregister(self, job_id: str) -> None:
+        with self._lock:
+            self._events.pop(job_id, None)
+
+    def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            event = self._events.get(job_id)
+        if event is not None:
+            event.set()
+        return event is not None
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            events = list(self._events.values())
+        for event in events:
+            event.set()
+
+
+class WorkerServices:
+    """Threads that keep a worker visible and the queue honest while jobs run."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        worker_id: str,
+        *,
+        heartbeat_ttl: float,
+        max_attempts: int,
+        requeue: Callable[[str, int], None],
+        info: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.redis = client
+        self.ledger = Ledger(client)
+        self.worker_id = worker_id
+        self.ttl = heartbeat_ttl
+        self.max_attempts = max_attempts
+        self.requeue = requeue
+        self.info = info
+        self.cancels = CancelRegistry()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pubsub: Any = None
+
+    def start(self) -> None:
+        self.beat()
+        self._announce("ready")
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(**{keys.CANCEL_CHANNEL: self._on_cancel})
+        for target, name in (
+            (self._heartbeat_loop, "heartbeat"),
+            (self._reaper_loop, "reaper"),
+            (self._cancel_loop, "cancel-listener"),
+        ):
+            thread = threading.Thread(target=target, name=f"promptspool-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._pubsub is not None:
+            self._pubsub.close()
+        try:
+            self.redis.delete(keys.worker(self.worker_id))
+            self.redis.srem(keys.WORKERS, self.worker_id)
+            self._announce("stopped")
+        except redis.RedisError:
+            pass
+
+    def _announce(self, state: str) -> None:
+        """A worker event on the global stream: the app and `serve` wait for these."""
+        event = {"type": "worker", "state": state, "worker": self.worker_id, "t": time.time()}
+        self.redis.xadd(keys.GLOBAL_EVENTS, {"d": json.dumps(event)}, maxlen=100_000, approximate=True)
+
+    # --- heartbeat --------------------------------------------------------------------
+
+    def beat(self) -> None:
+        data = {"id": self.worker_id, "pid": os.getpid(), "host": socket.gethostname(), "t": time.time()}
+        data.update(self.info())
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker(self.worker_id), json.dumps(data), px=int(self.ttl * 1000))
+            pipe.sadd(keys.WORKERS, self.worker_id)
+            pipe.execute()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    # --- cancel -----------------------------------------------------------------------
+
+    def _on_cancel(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        job_id = data.decode() if isinstance(data, bytes) else str(data)
+        if self.cancels.cancel(job_id):
+            log.info("cancel requested for job %s", job_id)
+
+    def _cancel_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pubsub.get_message(timeout=0.5)
+            except (redis.RedisError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("cancel listener: %s", exc)
+                self._stop.wait(0.5)
+
+    # --- reaper -----------------------------------------------------------------------
+
+    def _reaper_loop(self) -> None:
+        interval = max(0.5, min(2.0, self.ttl / 4))
+        while True:
+            try:
+                self.reap()
+            except redis.RedisError as exc:
+                log.warning("reaper: %s", exc)
+            if self._stop.wait(interval):
+                return
+
+    def reap(self) -> list[str]:
+        """Requeue (or fail) jobs whose worker's heartbeat is gone. One reaper at a time."""
+        lock = self.redis.set(keys.REAPER_LOCK, self.worker_id, nx=True, px=int(self.ttl * 1000))
+        if not lock and self.redis.get(keys.REAPER_LOCK) != self.worker_id.encode():
+            return []
+        handled = []
+        for job_id in self.ledger.running_ids():
+            fields = self.redis.hmget(keys.job(job_id), "worker", "attempt")
+            owner, attempt = (v.decode() if v else None for v in fields)
+            if owner is None or attempt is None or self.redis.exists(keys.worker(owner)):
+                continue
+            result = self.ledger.mark_lost(job_id, int(attempt), self.max_attempts, LOST_REASON)
+            log.warning("job %s attempt %s lost with worker %s: %s", job_id, attempt, owner, result)
+            if result == "requeued":
+                self.requeue(job_id, int(attempt) + 1)
+            handled.append(job_id)
+        self._prune_workers()
+        return handled
+
+    def _prune_workers(self) -> None:
+        for raw in self.redis.smembers(keys.WORKERS):
+            worker_id = raw.decode()
+            if not self.redis.exists(keys.worker(worker_id)):
+                self.redis.srem(keys.WORKERS, worker_id)

@@ -1,0 +1,107 @@
+"""The one settings model: environment (PROMPTSPOOL_*), then the settings file, then defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from worker.paths import AppPaths
+
+
+def _config_file() -> Path:
+    return AppPaths.resolve().config_file
+
+
+class Settings(BaseSettings):
+    """Every knob of PromptSpool, each with a default, bounds and a description."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROMPTSPOOL_", extra="ignore", validate_assignment=True
+    )
+
+    home: Path | None = Field(
+        default=None, description="Put every PromptSpool path under this directory."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Use this Redis-compatible server instead of the bundled one.",
+    )
+    model: Path | None = Field(default=None, description="Default GGUF model for new jobs.")
+    n_gpu_layers: int = Field(
+        default=-1, ge=-1, le=100_000, description="Layers offloaded to the GPU (-1: all)."
+    )
+    n_ctx: int = Field(
+        default=4096, ge=64, le=1_048_576, description="Context window in tokens."
+    )
+    n_batch: int = Field(default=512, ge=8, le=65_536, description="Prompt batch size in tokens.")
+    n_threads: int | None = Field(
+        default=None, ge=1, le=1024, description="CPU threads for llama.cpp (default: auto)."
+    )
+    max_tokens: int = Field(default=512, ge=1, le=1_000_000, description="Default max tokens.")
+    temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="Default temperature.")
+    top_p: float = Field(default=0.95, ge=0.0, le=1.0, description="Default nucleus sampling.")
+    top_k: int = Field(default=40, ge=0, le=100_000, description="Default top-k (0: off).")
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0, description="Default min-p.")
+    repeat_penalty: float = Field(default=1.1, ge=0.0, le=10.0, description="Repeat penalty.")
+    job_timeout: float = Field(
+        default=3600.0, gt=0, le=7 * 86_400, description="Default per-job time limit in seconds."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts lost to dying workers before a job fails."
+    )
+    heartbeat_ttl: float = Field(
+        default=10.0, ge=1.0, le=600.0, description="Seconds without a heartbeat = worker lost."
+    )
+    stream_flush_ms: float = Field(
+        default=16.0, ge=1.0, le=1000.0, description="Batch streamed tokens this long."
+    )
+    retention_days: float | None = Field(
+        default=None, gt=0, description="Forget finished jobs after this many days (None: keep)."
+    )
+    notifications: bool = Field(default=True, description="Notify when jobs finish.")
+    keep_in_tray: bool = Field(default=True, description="Closing the window keeps the queue.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            JsonConfigSettingsSource(settings_cls, json_file=_config_file()),
+        )
+
+    @property
+    def paths(self) -> AppPaths:
+        return AppPaths.resolve(self.home)
+
+    def save(self) -> Path:
+        """Write the fields that differ from the defaults to the settings file (atomically)."""
+        path = self.paths.config_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
+        data.pop("home", None)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env and the settings file, with explicit overrides on top."""
+    return Settings(**overrides)

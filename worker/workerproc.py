@@ -1,0 +1,102 @@
+"""`promptspool worker`: a Celery worker with the engine, heartbeat, cancel listener and reaper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from celery import Celery, signals
+
+from worker.celery_app import TASK_NAME, create_app, send_job
+from worker.connection import QueueAddress
+from worker.engine import Engine
+from worker.ledger import Ledger
+from worker.runner import JobRunner
+from worker.services import WorkerServices, new_worker_id
+from worker.settings import Settings
+
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """Wires one worker process: the Celery app, its task, the engine and the services."""
+
+    def __init__(self, settings: Settings, address: QueueAddress) -> None:
+        self.settings = settings
+        self.address = address
+        self.worker_id = new_worker_id()
+        self.client = address.connect()
+        self.app: Celery = create_app(address.celery_url, longest_job_s=settings.job_timeout)
+        self.ledger = Ledger(self.client)
+        self.engine = Engine(JobRunner.load_options_for(settings))
+        self.services = WorkerServices(
+            self.client,
+            self.worker_id,
+            heartbeat_ttl=settings.heartbeat_ttl,
+            max_attempts=settings.max_attempts,
+            requeue=self.requeue,
+            info=self.info,
+        )
+        self.runner = JobRunner(settings, self.client, self.engine, self.worker_id, self.services.cancels)
+        self._busy = threading.Lock()
+        self._current: str | None = None
+        self.app.task(name=TASK_NAME, bind=False)(self.run_job)
+
+    def run_job(self, job_id: str, attempt: int) -> str:
+        with self._busy:
+            self._current = job_id
+            try:
+                outcome, requeue = self.runner.run(job_id, attempt)
+            finally:
+                self._current = None
+        if requeue is not None:
+            self.requeue(job_id, requeue)
+        return outcome
+
+    def requeue(self, job_id: str, attempt: int) -> None:
+        spec = self.ledger.get(job_id, with_output=False).spec
+        send_job(self.app, job_id, attempt, spec.priority)
+
+    def info(self) -> dict[str, Any]:
+        model = self.engine.model_path
+        return {
+            "model": str(model) if model else None,
+            "job": self._current,
+            "gpu": asdict(self.engine.gpu) | {"active": self.engine.gpu.active},
+        }
+
+    def on_ready(self, **_: Any) -> None:
+        self.services.start()
+        log.info("worker %s ready", self.worker_id)
+
+    def on_shutting_down(self, **_: Any) -> None:
+        self.runner.shutting_down.set()
+
+    def on_shutdown(self, **_: Any) -> None:
+        self.services.stop()
+        self.engine.close()
+
+    def main(self, loglevel: str = "INFO") -> None:
+        signals.worker_ready.connect(self.on_ready, weak=False)
+        signals.worker_shutting_down.connect(self.on_shutting_down, weak=False)
+        signals.worker_shutdown.connect(self.on_shutdown, weak=False)
+        self.app.worker_main(
+            [
+                "worker",
+                f"--hostname=promptspool-{self.worker_id}@%h",
+                f"--loglevel={loglevel}",
+                "--without-mingle",
+                "--without-gossip",
+                "--task-events",
+            ]
+        )
+
+
+def run_worker(settings: Settings, url: str | None = None, loglevel: str = "INFO") -> None:
+    WorkerRuntime(settings, QueueAddress.resolve(settings, url)).main(loglevel)
+
+
+
