@@ -17,13 +17,13 @@ from worker import keys
 from worker.client import JobClient
 from worker.connection import QueueAddress
 from worker.events import Event, read_events
+from worker.redisio import last_stream_id
 from worker.server import BundledServer
 from worker.settings import Settings
 
 
 def last_event_id(client: redis.Redis, stream: str = keys.GLOBAL_EVENTS) -> str:
-    entries = client.xrevrange(stream, count=1)
-    return entries[0][0].decode() if entries else "0-0"
+    return last_stream_id(client, stream)
 
 
 def wait_for_event(
@@ -37,7 +37,9 @@ def wait_for_event(
     """Block on the stream until an event matches; AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        for event in read_events(client, {stream: after}, block_ms=max(1, int(min(left, 1) * 1000))):
+        for event in read_events(
+            client, {stream: after}, block_ms=max(1, int(min(left, 1) * 1000))
+        ):
             after = event.id
             if predicate(event):
                 return event

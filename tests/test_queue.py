@@ -86,12 +86,17 @@ def test_worker_killed_mid_job_finishes_in_new_attempt(
     assert job.completion_tokens == 300
 
 
-def test_priority_high_runs_before_waiting_jobs(running_queue: Queue, slow_model: Path, tiny_model: Path) -> None:
+def test_priority_high_runs_before_waiting_jobs(
+    running_queue: Queue, slow_model: Path, tiny_model: Path
+) -> None:
     q = running_queue
     [blocker] = q.client.submit([spec(slow_model, max_tokens=200)])
     q.wait_tokens(blocker)
     low, normal, high = q.client.submit(
-        [spec(tiny_model, max_tokens=2, priority=p) for p in (Priority.low, Priority.normal, Priority.high)]
+        [
+            spec(tiny_model, max_tokens=2, priority=p)
+            for p in (Priority.low, Priority.normal, Priority.high)
+        ]
     )
     assert q.client.get(high).queue_position == 1
     for job_id in (low, normal, high):
@@ -170,7 +175,9 @@ def test_reader_resumes_mid_stream(running_queue: Queue, stories_model: Path) ->
 
 
 @pytest.mark.parametrize("attempts", [3])
-def test_poison_job_fails_after_lost_attempts(queue: Queue, slow_model: Path, attempts: int) -> None:
+def test_poison_job_fails_after_lost_attempts(
+    queue: Queue, slow_model: Path, attempts: int
+) -> None:
     [job_id] = queue.client.submit([spec(slow_model, max_tokens=3000)])
     for attempt in range(1, attempts + 1):
         worker = queue.start_worker()

@@ -8,11 +8,63 @@ import gguf
 import numpy as np
 
 # A small SentencePiece-style vocabulary: control tokens, the 256 byte tokens, some words.
-WORDS = (
-    "the a and to of in was he she it they said one day once upon time little big cat dog "
-    "bird tree sun moon happy sad play run jump see look friend mom dad ball red blue green "
-    "went home park water food sky rain snow very good bad nice night star fish boat"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "and",
+    "to",
+    "of",
+    "in",
+    "was",
+    "he",
+    "she",
+    "it",
+    "they",
+    "said",
+    "one",
+    "day",
+    "once",
+    "upon",
+    "time",
+    "little",
+    "big",
+    "cat",
+    "dog",
+    "bird",
+    "tree",
+    "sun",
+    "moon",
+    "happy",
+    "sad",
+    "play",
+    "run",
+    "jump",
+    "see",
+    "look",
+    "friend",
+    "mom",
+    "dad",
+    "ball",
+    "red",
+    "blue",
+    "green",
+    "went",
+    "home",
+    "park",
+    "water",
+    "food",
+    "sky",
+    "rain",
+    "snow",
+    "very",
+    "good",
+    "bad",
+    "nice",
+    "night",
+    "star",
+    "fish",
+    "boat",
+]
 BOS, EOS, UNK = 1, 2, 0
 
 

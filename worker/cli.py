@@ -1,4 +1,4 @@
-"""The `promptspool` command line: serve, worker, submit, list, show, watch, cancel, retry, export."""
+"""The `promptspool` command line: serve, worker, submit, list, show, watch, cancel, export."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def cmd_gui(args: argparse.Namespace, settings: Settings) -> int:
         from desktop.app import run_app
     except ImportError as exc:
         raise CliError(f"the desktop app cannot start: {exc}") from exc
-    return run_app(settings)
+    return int(run_app(settings))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,13 +202,14 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
         return EXIT_OK
-    print(f"{'ID':<12}  {'STATE':<9}  {'PRI':<6}  {'POS':>4}  {'TOKENS':>7}  {'TOK/S':>7}  "
-          f"{'TIME':>6}  TITLE")  # fmt: skip
+    row = "{:<12}  {:<9}  {:<6}  {:>4}  {:>7}  {:>7}  {:>6}  {}"
+    print(row.format("ID", "STATE", "PRI", "POS", "TOKENS", "TOK/S", "TIME", "TITLE"))
     for job in jobs:
         tps = f"{job.tokens_per_second:.1f}" if job.tokens_per_second else "-"
         pos = str(job.queue_position) if job.queue_position else "-"
-        print(f"{job.id:<12}  {job.state.value:<9}  {job.priority:<6}  {pos:>4}  "
-              f"{job.completion_tokens:>7}  {tps:>7}  {_fmt_time(job.duration):>6}  {job.title}")  # fmt: skip
+        duration = _fmt_time(job.duration)
+        print(row.format(job.id, job.state.value, job.priority, pos, job.completion_tokens, tps,
+                         duration, job.title))  # fmt: skip
     return EXIT_OK
 
 
@@ -277,7 +278,9 @@ def export_text(jobs: Sequence[Job], fmt: str) -> str:
         return "".join(job.model_dump_json() + "\n" for job in jobs)
     parts = []
     for job in jobs:
-        prompt = job.spec.prompt or "\n".join(f"{m.role}: {m.content}" for m in job.spec.messages or [])
+        prompt = job.spec.prompt or "\n".join(
+            f"{m.role}: {m.content}" for m in job.spec.messages or []
+        )
         parts.append(
             f"## {job.title}\n\n*{job.id} · {job.state.value} · {Path(job.model).name}*\n\n"
             f"### Prompt\n\n{prompt}\n\n### Output\n\n{job.output}\n"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import redis
 from celery import Celery
 
 from worker import keys
@@ -15,6 +15,7 @@ from worker.connection import QueueAddress
 from worker.events import Event, read_events
 from worker.jobs import Job, JobState
 from worker.ledger import Ledger
+from worker.redisio import as_text, last_stream_id
 from worker.settings import Settings, load_settings
 from worker.spec import JobSpec, check_model_file
 
@@ -73,7 +74,9 @@ class JobClient:
 
     def retry(self, job_id: str) -> int:
         attempt = self.ledger.retry(job_id)
-        send_job(self.app, job_id, attempt, self.ledger.get(job_id, with_output=False).spec.priority)
+        send_job(
+            self.app, job_id, attempt, self.ledger.get(job_id, with_output=False).spec.priority
+        )
         return attempt
 
     def forget(self, job_id: str) -> None:
@@ -84,12 +87,13 @@ class JobClient:
     def get(self, job_id: str, *, with_output: bool = True) -> Job:
         return self.ledger.get(job_id, with_output=with_output)
 
-    def list(self, states: Iterable[JobState] | None = None) -> list[Job]:
-        return self.ledger.list(states)
+    def list(self, states: Iterable[JobState] | None = None) -> builtins.list[Job]:
+        return self.ledger.all(states)
 
-    def workers(self) -> list[dict[str, Any]]:
+    def workers(self) -> builtins.list[dict[str, Any]]:
         """Live workers, from their heartbeats."""
-        ids = sorted(raw.decode() for raw in self.redis.smembers(keys.WORKERS))
+        members: Any = self.redis.smembers(keys.WORKERS)
+        ids = sorted(as_text(raw) for raw in members)
         values = self.redis.mget([keys.worker(w) for w in ids]) if ids else []
         return [json.loads(v) for v in values if v]
 
@@ -105,7 +109,7 @@ class JobClient:
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job's current attempt ends; returns the finished job."""
         stream = keys.events(job_id)
-        last = _last_id(self.redis, stream)
+        last = last_stream_id(self.redis, stream)
         job = self.get(job_id, with_output=False)
         remaining_ms = None if timeout is None else int(timeout * 1000)
         while not job.state.finished:
@@ -118,11 +122,3 @@ class JobClient:
                     raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s")
             job = self.get(job_id, with_output=False)
         return self.get(job_id)
-
-
-def _last_id(client: redis.Redis, stream: str) -> str:
-    entries = client.xrevrange(stream, count=1)
-    if not entries:
-        return "0-0"
-    entry_id = entries[0][0]
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

@@ -11,12 +11,10 @@ from redis.retry import Retry
 
 from worker.settings import Settings
 
-NOT_RUNNING_HINT = (
-    "start it with `promptspool serve` or open the PromptSpool app (`promptspool`)"
-)
+NOT_RUNNING_HINT = "start it with `promptspool serve` or open the PromptSpool app (`promptspool`)"
 
 
-class QueueUnavailable(ConnectionError):  # noqa: N818 - reads better at call sites
+class QueueUnavailable(ConnectionError):
     """No queue answers at the configured address."""
 
 

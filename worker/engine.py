@@ -1,4 +1,4 @@
-"""The llama.cpp engine: keeps one model loaded, formats prompts, streams tokens, stops on cancel."""
+"""The llama.cpp engine: keeps one model loaded, formats prompts, streams tokens, honours cancel."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class EngineError(RuntimeError):
     """A job cannot run: the model does not load, the prompt does not fit, decoding failed."""
 
 
-class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Cancelled(Exception):
     """Generation stopped because the job was cancelled or ran out of time."""
 
     def __init__(self, reason: str) -> None:
@@ -116,7 +116,12 @@ class Engine:
         if self._llm is not None and path == self._model_path and options == self._loaded_options:
             return False
         self.close()
-        log.info("loading model %s (n_gpu_layers=%s, n_ctx=%s)", path, options.n_gpu_layers, options.n_ctx)
+        log.info(
+            "loading model %s (n_gpu_layers=%s, n_ctx=%s)",
+            path,
+            options.n_gpu_layers,
+            options.n_ctx,
+        )
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
@@ -170,7 +175,8 @@ class Engine:
                 eos_token=llm.detokenize([llm.token_eos()], special=True).decode(errors="replace"),
                 bos_token=llm.detokenize([llm.token_bos()], special=True).decode(errors="replace"),
             )
-            formatted = formatter(messages=messages or [{"role": "user", "content": spec.prompt}])
+            chat: Any = messages or [{"role": "user", "content": spec.prompt}]
+            formatted = formatter(messages=chat)
             add_bos = not formatted.added_special
             return llm.tokenize(formatted.prompt.encode(), add_bos=add_bos, special=True)
         if messages:
@@ -203,7 +209,7 @@ class Engine:
         self, llm: llama_cpp.Llama, tokens: list[int], stop: StopSignal, on_progress: ProgressFn
     ) -> None:
         """Evaluate the prompt in batches, reporting progress; the abort callback stops it."""
-        llm.reset()
+        llm.reset()  # type: ignore[no-untyped-call]
         total = len(tokens)
         on_progress("prompt", 0, total)
         step = llm.n_batch
@@ -290,4 +296,8 @@ class Engine:
 
 
 def describe(options: LoadOptions) -> dict[str, Any]:
-    return {"n_gpu_layers": options.n_gpu_layers, "n_ctx": options.n_ctx, "n_batch": options.n_batch}
+    return {
+        "n_gpu_layers": options.n_gpu_layers,
+        "n_ctx": options.n_ctx,
+        "n_batch": options.n_batch,
+    }

@@ -12,6 +12,7 @@ import redis
 
 from worker import keys
 from worker.jobs import JobState
+from worker.redisio import as_text
 
 GLOBAL_MAXLEN = 100_000
 
@@ -41,21 +42,18 @@ class Event:
         return JobState(self.data["state"]) if self.type == "state" else None
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def read_events(
     client: redis.Redis, positions: dict[str, str], block_ms: int | None = None, count: int = 500
 ) -> list[Event]:
     """Events after each stream's last id; blocks up to block_ms (None: don't block)."""
-    reply = client.xread(positions, count=count, block=block_ms)  # type: ignore[arg-type]
+    streams: Any = positions
+    reply: Any = client.xread(streams, count=count, block=block_ms)
     events = []
     for stream, entries in reply or []:
-        name = _text(stream)
+        name = as_text(stream)
         for entry_id, fields in entries:
             payload = fields.get(b"d", fields.get("d"))
-            events.append(Event(name, _text(entry_id), json.loads(payload)))
+            events.append(Event(name, as_text(entry_id), json.loads(payload)))
     return events
 
 
@@ -99,7 +97,9 @@ class StreamPublisher:
         self._stats: dict[str, Any] = {}
         self.cancel_seen = False
 
-    def _xadd(self, pipe: Any, stream: str, data: dict[str, Any], maxlen: int | None = None) -> None:
+    def _xadd(
+        self, pipe: Any, stream: str, data: dict[str, Any], maxlen: int | None = None
+    ) -> None:
         data["id"] = self.job_id
         data["attempt"] = self.attempt
         payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -136,7 +136,7 @@ class StreamPublisher:
                 event = {**self._stats, "type": "tokens", "text": text}
                 self._xadd(pipe, keys.events(self.job_id), event)
             if self._stats:
-                mapping = {"completion_tokens": self._stats.get("done", 0)}
+                mapping: Any = {"completion_tokens": self._stats.get("done", 0)}
                 if self._stats.get("tps") is not None:
                     mapping["tokens_per_second"] = self._stats["tps"]
                 pipe.hset(job_key, mapping=mapping)

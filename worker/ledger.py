@@ -10,6 +10,7 @@ import redis
 
 from worker import keys
 from worker.jobs import Attempt, Job, JobState, new_job_id, now
+from worker.redisio import as_text
 from worker.spec import JobSpec
 
 
@@ -38,10 +39,8 @@ def _load_scripts() -> dict[str, str]:
 _SCRIPTS = _load_scripts()
 
 
-def _s(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
+def _s(value: Any) -> str | None:
+    return None if value is None else as_text(value)
 
 
 def _float(value: bytes | str | None) -> float | None:
@@ -85,7 +84,7 @@ class Ledger:
         return str(self._call("claim", job_id, attempt, worker, now()))
 
     def mark_running(self, job_id: str, attempt: int, prompt_tokens: int) -> bool:
-        return self._call("running", job_id, attempt, prompt_tokens, now()) == "ok"
+        return bool(self._call("running", job_id, attempt, prompt_tokens, now()) == "ok")
 
     def finish(
         self,
@@ -103,7 +102,7 @@ class Ledger:
             "finish", job_id, attempt, state.value, error or "", now(),
             prompt_tokens, completion_tokens, tps,
         )  # fmt: skip
-        return result == "ok"
+        return bool(result == "ok")
 
     def cancel(self, job_id: str) -> str:
         """'cancelled' (was queued), 'requested' (running: the worker stops it) or raise."""
@@ -130,9 +129,7 @@ class Ledger:
 
         `counts=False` is a clean hand-back (a worker shutting down), which never fails a job.
         """
-        return str(
-            self._call("lost", job_id, attempt, now(), max_attempts, reason, int(counts))
-        )
+        return str(self._call("lost", job_id, attempt, now(), max_attempts, reason, int(counts)))
 
     def forget(self, job_id: str) -> None:
         """Delete a finished job and everything it wrote."""
@@ -145,13 +142,16 @@ class Ledger:
     # --- reads ------------------------------------------------------------------------
 
     def job_ids(self) -> list[str]:
-        return [_s(raw) or "" for raw in self.redis.zrange(keys.JOBS, 0, -1)]
+        members: Any = self.redis.zrange(keys.JOBS, 0, -1)
+        return [as_text(raw) for raw in members]
 
     def running_ids(self) -> list[str]:
-        return sorted(_s(raw) or "" for raw in self.redis.smembers(keys.RUNNING))
+        members: Any = self.redis.smembers(keys.RUNNING)
+        return sorted(as_text(raw) for raw in members)
 
     def queue_positions(self) -> dict[str, int]:
-        return {_s(raw) or "": n for n, raw in enumerate(self.redis.zrange(keys.QUEUE, 0, -1), 1)}
+        members: Any = self.redis.zrange(keys.QUEUE, 0, -1)
+        return {as_text(raw): n for n, raw in enumerate(members, 1)}
 
     def get(self, job_id: str, *, with_output: bool = True) -> Job:
         jobs = self.get_many([job_id], with_output=with_output)
@@ -178,7 +178,7 @@ class Ledger:
             self._fill_outputs(jobs)
         return jobs
 
-    def list(self, states: Iterable[JobState] | None = None) -> list[Job]:
+    def all(self, states: Iterable[JobState] | None = None) -> list[Job]:
         wanted = set(states) if states else None
         jobs = self.get_many(self.job_ids())
         return [job for job in jobs if wanted is None or job.state in wanted]
@@ -190,7 +190,7 @@ class Ledger:
     def _decode(
         job_id: str, fields: dict[str, Any], attempt_rows: list[Any], position: int | None
     ) -> Job:
-        state = JobState(_s(fields["state"]))
+        state = JobState(as_text(fields["state"]))
         attempt = _int(fields.get("attempt"))
         attempts = [Attempt.model_validate_json(row) for row in attempt_rows]
         if not attempts or attempts[-1].number != attempt:
@@ -231,4 +231,3 @@ class Ledger:
             att.output = _s(value) or ""
             if att.number == job.attempt:
                 job.output = att.output
-

@@ -73,7 +73,9 @@ class JobRunner:
                 self.ledger.mark_running(job_id, attempt, total)
             publisher.progress(phase, done=done, total=total, **extra)
 
-        def on_text(text: str, *, done: int, total: int, tps: float | None, eta: float | None) -> bool:
+        def on_text(
+            text: str, *, done: int, total: int, tps: float | None, eta: float | None
+        ) -> bool:
             stats["completion_tokens"], stats["tps"] = done, tps
             return publisher.add(text, done=done, total=total, tps=tps, eta=eta)
 
@@ -96,7 +98,10 @@ class JobRunner:
         finally:
             self.cancels.unregister(job_id)
         publisher.flush()
-        stats["prompt_tokens"], stats["completion_tokens"] = result.prompt_tokens, result.completion_tokens
+        stats["prompt_tokens"], stats["completion_tokens"] = (
+            result.prompt_tokens,
+            result.completion_tokens,
+        )
         stats["tps"] = result.tokens_per_second
         self._finish(job_id, attempt, JobState.succeeded, None, stats)
         return "succeeded", None
@@ -133,7 +138,11 @@ class _ShutdownAwareStop(StopSignal):
     """A StopSignal that also fires when the worker shuts down (the job is handed back)."""
 
     def __init__(
-        self, event: threading.Event, deadline: float, timeout_reason: str, shutdown: threading.Event
+        self,
+        event: threading.Event,
+        deadline: float,
+        timeout_reason: str,
+        shutdown: threading.Event,
     ) -> None:
         super().__init__(event, deadline, timeout_reason)
         self.shutdown = shutdown

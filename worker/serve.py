@@ -17,6 +17,7 @@ import redis
 from worker import keys
 from worker.connection import QueueAddress
 from worker.events import read_events
+from worker.redisio import last_stream_id
 from worker.server import BundledServer
 from worker.settings import Settings
 
@@ -93,11 +94,10 @@ class Serve:
         worker = WorkerProcess(address, self._on_worker_exit)
         backoff = 0.5
         try:
-            last = client.xrevrange(keys.GLOBAL_EVENTS, count=1)
-            after = last[0][0].decode() if last else "0-0"
+            after = last_stream_id(client, keys.GLOBAL_EVENTS)
             worker.start()
             self._wait_worker_ready(client, after, ready)
-            while not self._stopping:
+            while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stopping:

@@ -16,6 +16,7 @@ import redis
 
 from worker import keys
 from worker.ledger import Ledger
+from worker.redisio import as_text
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class WorkerServices:
     def start(self) -> None:
         self.beat()
         self._announce("ready")
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(**{keys.CANCEL_CHANNEL: self._on_cancel})
         for target, name in (
             (self._heartbeat_loop, "heartbeat"),
@@ -112,12 +113,19 @@ class WorkerServices:
     def _announce(self, state: str) -> None:
         """A worker event on the global stream: the app and `serve` wait for these."""
         event = {"type": "worker", "state": state, "worker": self.worker_id, "t": time.time()}
-        self.redis.xadd(keys.GLOBAL_EVENTS, {"d": json.dumps(event)}, maxlen=100_000, approximate=True)
+        self.redis.xadd(
+            keys.GLOBAL_EVENTS, {"d": json.dumps(event)}, maxlen=100_000, approximate=True
+        )
 
     # --- heartbeat --------------------------------------------------------------------
 
     def beat(self) -> None:
-        data = {"id": self.worker_id, "pid": os.getpid(), "host": socket.gethostname(), "t": time.time()}
+        data = {
+            "id": self.worker_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "t": time.time(),
+        }
         data.update(self.info())
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.worker(self.worker_id), json.dumps(data), px=int(self.ttl * 1000))
@@ -164,13 +172,13 @@ class WorkerServices:
     def reap(self) -> list[str]:
         """Requeue (or fail) jobs whose worker's heartbeat is gone. One reaper at a time."""
         lock = self.redis.set(keys.REAPER_LOCK, self.worker_id, nx=True, px=int(self.ttl * 1000))
-        if not lock and self.redis.get(keys.REAPER_LOCK) != self.worker_id.encode():
+        if not lock and as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
             return []
         handled = []
         for job_id in self.ledger.running_ids():
-            fields = self.redis.hmget(keys.job(job_id), "worker", "attempt")
-            owner, attempt = (v.decode() if v else None for v in fields)
-            if owner is None or attempt is None or self.redis.exists(keys.worker(owner)):
+            fields: Any = self.redis.hmget(keys.job(job_id), "worker", "attempt")
+            owner, attempt = (as_text(v) for v in fields)
+            if not owner or not attempt or self.redis.exists(keys.worker(owner)):
                 continue
             result = self.ledger.mark_lost(job_id, int(attempt), self.max_attempts, LOST_REASON)
             log.warning("job %s attempt %s lost with worker %s: %s", job_id, attempt, owner, result)
@@ -181,7 +189,8 @@ class WorkerServices:
         return handled
 
     def _prune_workers(self) -> None:
-        for raw in self.redis.smembers(keys.WORKERS):
-            worker_id = raw.decode()
+        members: Any = self.redis.smembers(keys.WORKERS)
+        for raw in members:
+            worker_id = as_text(raw)
             if not self.redis.exists(keys.worker(worker_id)):
                 self.redis.srem(keys.WORKERS, worker_id)

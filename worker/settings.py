@@ -40,9 +40,7 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(
         default=-1, ge=-1, le=100_000, description="Layers offloaded to the GPU (-1: all)."
     )
-    n_ctx: int = Field(
-        default=4096, ge=64, le=1_048_576, description="Context window in tokens."
-    )
+    n_ctx: int = Field(default=4096, ge=64, le=1_048_576, description="Context window in tokens.")
     n_batch: int = Field(default=512, ge=8, le=65_536, description="Prompt batch size in tokens.")
     n_threads: int | None = Field(
         default=None, ge=1, le=1024, description="CPU threads for llama.cpp (default: auto)."

@@ -49,7 +49,9 @@ class JobSpec(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     priority: Priority = Priority.normal
     timeout: float | None = Field(default=None, gt=0, le=7 * 86_400)
-    raw: bool = Field(default=False, description="Plain completion even if the model has a chat template.")
+    raw: bool = Field(
+        default=False, description="Plain completion even if the model has a chat template."
+    )
 
     @field_validator("stop")
     @classmethod
@@ -76,7 +78,13 @@ class JobSpec(BaseModel):
         """The title, else the first non-empty line of the prompt, shortened."""
         if self.title:
             return self.title
-        text = self.prompt if self.prompt is not None else self.messages[-1].content if self.messages else ""
+        text = (
+            self.prompt
+            if self.prompt is not None
+            else self.messages[-1].content
+            if self.messages
+            else ""
+        )
         line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
         return line if len(line) <= 80 else line[:79] + "…"
 

@@ -17,7 +17,6 @@ from worker.runner import JobRunner
 from worker.services import WorkerServices, new_worker_id
 from worker.settings import Settings
 
-
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +39,9 @@ class WorkerRuntime:
             requeue=self.requeue,
             info=self.info,
         )
-        self.runner = JobRunner(settings, self.client, self.engine, self.worker_id, self.services.cancels)
+        self.runner = JobRunner(
+            settings, self.client, self.engine, self.worker_id, self.services.cancels
+        )
         self._busy = threading.Lock()
         self._current: str | None = None
         self.app.task(name=TASK_NAME, bind=False)(self.run_job)
@@ -97,6 +98,3 @@ class WorkerRuntime:
 
 def run_worker(settings: Settings, url: str | None = None, loglevel: str = "INFO") -> None:
     WorkerRuntime(settings, QueueAddress.resolve(settings, url)).main(loglevel)
-
-
-
