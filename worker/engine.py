@@ -253,7 +253,7 @@ class Engine:
             min_p=spec.min_p,
             temp=spec.temperature,
             repeat_penalty=spec.repeat_penalty,
-            reset=False,
+            reset=True,  # the prompt is already evaluated: generate() reuses it as a prefix
         )
         try:
             for token in generator:

@@ -92,6 +92,7 @@ class StreamPublisher:
         self.flush_s = flush_s
         self.progress_s = progress_s
         self._pending: list[str] = []
+        self._first_at = 0.0  # wall time the oldest pending text was produced
         self._last_flush = 0.0
         self._last_progress = 0.0
         self._stats: dict[str, Any] = {}
@@ -117,6 +118,8 @@ class StreamPublisher:
     def add(self, text: str, **stats: Any) -> bool:
         """Queue text (may be empty) with the latest stats; flushes when due. True: cancel."""
         if text:
+            if not self._pending:
+                self._first_at = time.time()
             self._pending.append(text)
         self._stats = {"type": "progress", "phase": "generating", **stats}
         if time.monotonic() - self._last_flush >= self.flush_s:
@@ -133,7 +136,9 @@ class StreamPublisher:
         with self.redis.pipeline(transaction=False) as pipe:
             if text:
                 pipe.append(keys.output(self.job_id, self.attempt), text)
-                event = {**self._stats, "type": "tokens", "text": text}
+                # t0: when the batch's first text was produced; t: when it was written.
+                event = {**self._stats, "type": "tokens", "text": text,
+                         "t0": self._first_at, "t": time.time()}  # fmt: skip
                 self._xadd(pipe, keys.events(self.job_id), event)
             if self._stats:
                 mapping: Any = {"completion_tokens": self._stats.get("done", 0)}

@@ -1,0 +1,78 @@
+"""Shared benchmark plumbing: a temporary queue, models, percentiles, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from tests.harness import Queue, start_queue
+
+REPO = Path(__file__).resolve().parents[1]
+STORIES = REPO.parent / "shared" / "models" / "stories260K.gguf"
+
+
+def stories_model() -> Path:
+    model = Path(os.environ.get("PROMPTSPOOL_BENCH_MODEL", STORIES))
+    if not model.is_file():
+        sys.exit(f"bench: model {model} not found (set PROMPTSPOOL_BENCH_MODEL)")
+    return model
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50), 3),
+        "p95": round(percentile(values, 95), 3),
+        "p99": round(percentile(values, 99), 3),
+        "max": round(max(values), 3) if values else float("nan"),
+        "mean": round(statistics.fmean(values), 3) if values else float("nan"),
+        "n": len(values),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "llama_cpp_python": llama_cpp.__version__,
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+    }
+
+
+@contextmanager
+def temp_queue(workers: int = 1, **env: str) -> Iterator[Queue]:
+    """A fresh bundled server in a temporary home with `workers` real workers."""
+    home = Path(tempfile.mkdtemp(prefix="psb-", dir="/tmp"))
+    queue = start_queue(home, **env)
+    try:
+        for _ in range(workers):
+            queue.start_worker()
+        yield queue
+    finally:
+        queue.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    record = {"bench": name, **data}
+    print(json.dumps(record), flush=True)
+    return record
