@@ -59,10 +59,10 @@ def machine() -> dict[str, Any]:
 
 
 @contextmanager
-def temp_queue(workers: int = 1, **env: str) -> Iterator[Queue]:
+def temp_queue(workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Queue]:
     """A fresh bundled server in a temporary home with `workers` real workers."""
     home = Path(tempfile.mkdtemp(prefix="psb-", dir="/tmp"))
-    queue = start_queue(home, **env)
+    queue = start_queue(home, **(env or {}))
     try:
         for _ in range(workers):
             queue.start_worker()

@@ -23,11 +23,13 @@ def engine() -> Iterator[Engine]:
 
 def _run(engine: Engine, spec: JobSpec, stop: StopSignal | None = None) -> Any:
     chunks: list[str] = []
+
+    def on_text(text: str, **_: Any) -> bool:
+        chunks.append(text)
+        return False
+
     result = engine.generate(
-        spec,
-        stop or StopSignal(threading.Event()),
-        lambda *a, **k: None,
-        lambda text, **k: chunks.append(text) or False,
+        spec, stop or StopSignal(threading.Event()), lambda *a, **k: None, on_text
     )
     assert "".join(chunks) == result.text
     return result

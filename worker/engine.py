@@ -100,6 +100,7 @@ class Engine:
         self._stop: StopSignal | None = None
         # Keep a reference: ctypes callbacks must outlive the context that calls them.
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL callback
         self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded")
 
     @property
@@ -134,7 +135,6 @@ class Engine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"model {str(path)!r} failed to load: {exc}") from exc
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
         self._model_path = path
         self._loaded_options = options
         self.gpu = self._gpu_status(self._llm, options)
@@ -213,18 +213,25 @@ class Engine:
         total = len(tokens)
         on_progress("prompt", 0, total)
         step = llm.n_batch
-        for start in range(0, total, step):
-            try:
-                llm.eval(tokens[start : start + step])
-            except RuntimeError as exc:
+        # llama.cpp calls the abort callback between graph nodes: a Python callback there
+        # costs a GIL round trip per node, so it is installed for prompt batches only
+        # (long, worth interrupting); decoding checks the stop signal once per token.
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
+        try:
+            for start in range(0, total, step):
+                try:
+                    llm.eval(tokens[start : start + step])
+                except RuntimeError as exc:
+                    reason = stop.reason()
+                    if reason:
+                        raise Cancelled(reason) from exc
+                    raise EngineError(f"prompt processing failed: {exc}") from exc
                 reason = stop.reason()
                 if reason:
-                    raise Cancelled(reason) from exc
-                raise EngineError(f"prompt processing failed: {exc}") from exc
-            reason = stop.reason()
-            if reason:
-                raise Cancelled(reason)
-            on_progress("prompt", min(start + step, total), total)
+                    raise Cancelled(reason)
+                on_progress("prompt", min(start + step, total), total)
+        finally:
+            llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._no_abort_cb, None)
 
     def _decode(
         self,

@@ -83,7 +83,7 @@ class StreamPublisher:
         job_id: str,
         attempt: int,
         *,
-        flush_s: float = 0.016,
+        flush_s: float = 0.025,
         progress_s: float = 0.25,
     ) -> None:
         self.redis = client

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         default=10.0, ge=1.0, le=600.0, description="Seconds without a heartbeat = worker lost."
     )
     stream_flush_ms: float = Field(
-        default=16.0, ge=1.0, le=1000.0, description="Batch streamed tokens this long."
+        default=25.0, ge=1.0, le=1000.0, description="Batch streamed tokens this long (ms)."
     )
     retention_days: float | None = Field(
         default=None, gt=0, description="Forget finished jobs after this many days (None: keep)."

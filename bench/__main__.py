@@ -1,0 +1,34 @@
+"""`python -m bench [NAME ...]`: run the benchmarks and print one JSON object per figure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bench import latency, streaming
+from bench.common import emit, machine, stories_model
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    model = stories_model()
+    suites: dict[str, Callable[[], Any]] = {
+        "streaming": lambda: streaming.run(model),
+        "submit": lambda: latency.submit_latency(model),
+        "token_latency": lambda: latency.token_to_reader(model),
+        "throughput": lambda: latency.tiny_job_throughput(model),
+        "cold_start": latency.serve_cold_start,
+    }
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")
+    args = parser.parse_args()
+    emit("machine", machine())
+    results = [suites[name]() for name in (args.names or suites)]
+    print(json.dumps({"bench": "done", "count": len(results)}))
+
+
+if __name__ == "__main__":
+    main()
