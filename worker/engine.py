@@ -89,6 +89,11 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def gpu_present() -> bool:
+    """An NVIDIA or AMD compute device node exists (a GPU that llama.cpp could use)."""
+    return any(Path(node).exists() for node in ("/dev/nvidia0", "/dev/kfd"))
+
+
 class Engine:
     """One model per process, loaded lazily and kept until a job needs another."""
 
@@ -101,7 +106,7 @@ class Engine:
         # Keep a reference: ctypes callbacks must outlive the context that calls them.
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL callback
-        self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded")
+        self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded yet")
 
     @property
     def model_path(self) -> Path | None:
@@ -146,7 +151,14 @@ class Engine:
     def _gpu_status(llm: llama_cpp.Llama, options: LoadOptions) -> GpuStatus:
         total = int(llama_cpp.llama_model_n_layer(llm._model.model)) + 1  # + output layer
         if not gpu_offload_supported():
-            return GpuStatus(False, 0, total, "llama.cpp was built for the CPU only")
+            if gpu_present():
+                reason = (
+                    "a GPU is present but llama.cpp was built for the CPU only "
+                    "(rebuild it: PROMPTSPOOL_CUDA=1 make clean run)"
+                )
+            else:
+                reason = "CPU only: llama.cpp was built without GPU support and no GPU was found"
+            return GpuStatus(False, 0, total, reason)
         wanted = total if options.n_gpu_layers < 0 else min(options.n_gpu_layers, total)
         reason = "" if wanted else "n_gpu_layers is 0"
         return GpuStatus(True, wanted, total, reason)
