@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.promptspool-installed
 
-.PHONY: run serve test lint bench clean
+.PHONY: run serve test lint bench package clean
 .DEFAULT_GOAL := run
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
@@ -27,6 +27,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+package: $(STAMP)
+	$(VENV)/bin/pyinstaller packaging/promptspool.spec --distpath dist --workpath build/pyinstaller \
+		--noconfirm --log-level WARN
+	tar -czf dist/PromptSpool-linux-$(shell uname -m).tar.gz -C dist PromptSpool
+	@du -sh dist/PromptSpool dist/PromptSpool-linux-*.tar.gz
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="promptspool", description="Queue prompts as durable jobs for a local LLM."
     )
     parser.add_argument("--version", action="version", version=f"promptspool {__version__}")
+    parser.add_argument(
+        "--self-test", action="store_true", help="start a server and a worker, run one job, exit"
+    )
+    parser.add_argument("--model", dest="self_test_model", metavar="FILE", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("gui", help="open the window (the default)")
     sub.add_parser("serve", help="bundled server + one worker, in the foreground")
@@ -80,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"promptspool: bad setting: {describe_validation_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    if args.self_test:
+        from worker.selftest import run_self_test
+
+        if not args.self_test_model:
+            print("promptspool: --self-test needs --model FILE.gguf", file=sys.stderr)
+            return EXIT_FAILED
+        return run_self_test(args.self_test_model)
     command = args.command or "gui"
     try:
         return int(COMMANDS[command](args, settings))

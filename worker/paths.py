@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,16 @@ class AppPaths:
 
 
 def _runtime_dir() -> Path:
-    """The user's runtime dir when it exists and is short enough for a socket path."""
-    candidate = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    """The user's runtime dir when there is one and it is short enough for a socket path.
+
+    On Linux that is $XDG_RUNTIME_DIR (per user, mode 0700, cleared at logout); without
+    it, a private directory in the temp dir that `ensure()` checks we own.
+    """
+    fallback = Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    usable = xdg is not None and Path(xdg).is_dir() and os.access(xdg, os.W_OK)
-    if usable and len(str(candidate / "server.sock")) <= MAX_SOCKET_PATH:
+    if sys.platform.startswith("linux") and not (xdg and os.access(xdg, os.W_OK)):
+        return fallback
+    candidate = Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    if len(str(candidate / "server.sock")) <= MAX_SOCKET_PATH:
         return candidate
-    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
+    return fallback
