@@ -40,13 +40,11 @@ def now() -> float:
     return time.time()
 
 
-class Attempt(BaseModel):
-    """One run of a job; retries and lost workers each add one."""
+class RunRecord(BaseModel):
+    """What one run produced: times, output, error and token counts."""
 
     model_config = ConfigDict(extra="ignore")
 
-    number: int
-    state: JobState
     started_at: float | None = None
     finished_at: float | None = None
     output: str = ""
@@ -57,10 +55,15 @@ class Attempt(BaseModel):
     worker: str | None = None
 
 
-class Job(BaseModel):
-    """A job with its current attempt flattened on top, as `show --json` prints it."""
+class Attempt(RunRecord):
+    """One run of a job; retries and lost workers each add one."""
 
-    model_config = ConfigDict(extra="ignore")
+    number: int
+    state: JobState
+
+
+class Job(RunRecord):
+    """A job with its current attempt's record flattened on top, as `show --json` prints it."""
 
     id: str
     spec: JobSpec
@@ -68,14 +71,6 @@ class Job(BaseModel):
     attempt: int = 1
     seq: int = 0
     created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    output: str = ""
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tokens_per_second: float | None = None
-    worker: str | None = None
     cancel_requested: bool = False
     queue_position: int | None = Field(default=None, description="1 = next to run.")
     attempts: list[Attempt] = Field(default_factory=list)
