@@ -1,0 +1,54 @@
+"""Window state between runs (geometry, splitters, recent models, hints) in the config dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+class UiState:
+    """A small INI file next to the core's settings.json; not settings the user edits."""
+
+    def __init__(self, config_dir: Path) -> None:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        self.path = config_dir / "desktop.ini"
+        self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def _bytes(self, key: str) -> QByteArray | None:
+        value = self._qs.value(key)
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def geometry(self, key: str) -> QByteArray | None:
+        return self._bytes(f"window/{key}")
+
+    def set_geometry(self, key: str, value: QByteArray) -> None:
+        self._qs.setValue(f"window/{key}", value)
+
+    def recent_models(self) -> list[str]:
+        value = self._qs.value("models/recent", [])
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in value if v] if isinstance(value, list | tuple) else []
+
+    def add_recent_model(self, path: str) -> list[str]:
+        models = [path, *(m for m in self.recent_models() if m != path)][:MAX_RECENT]
+        self._qs.setValue("models/recent", models)
+        return models
+
+    def flag(self, key: str) -> bool:
+        return str(self._qs.value(f"flags/{key}", "false")).lower() == "true"
+
+    def set_flag(self, key: str, value: bool = True) -> None:
+        self._qs.setValue(f"flags/{key}", "true" if value else "false")
+
+    def text(self, key: str) -> str:
+        return str(self._qs.value(f"state/{key}", "") or "")
+
+    def set_text(self, key: str, value: str) -> None:
+        self._qs.setValue(f"state/{key}", value)
+
+    def sync(self) -> None:
+        self._qs.sync()

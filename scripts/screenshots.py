@@ -1,0 +1,194 @@
+"""Takes the README's screenshots of the desktop app over a real queue (offscreen by default).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m scripts.screenshots [--out docs/screenshots]
+
+Needs ../shared/models/stories260K.gguf for readable text. Writes main-window.png
+(1280x800), main-window-dark.png, small-screen.png (1024x640), welcome.png,
+drop-overlay.png, drop-summary.png and settings.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import qasync
+
+from desktop.app import make_application
+from desktop.controller import Controller
+from desktop.settingsdialog import SettingsDialog
+from desktop.theme import dark_palette
+from tests.harness import Queue, start_queue
+from worker.jobs import JobState
+from worker.spec import JobSpec
+
+STORIES = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K.gguf"
+PROMPTS = {
+    "bedtime-story.txt": "Once upon a time, a little fox could not sleep.",
+    "the-brave-cat.md": "Tell a story about a brave cat and a big tree.",
+    "rainy-day.prompt": "Lily looked out of the window at the rain.",
+    "lost-ball.txt": "Tom lost his red ball in the park.",
+    "birthday.txt": "It was Sam's birthday and the sun was shining.",
+}
+
+
+async def until(check: Callable[[], bool], interval: float = 0.01, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"screenshot scene did not come about: {check.__name__}")
+        await asyncio.sleep(interval)
+
+
+class Throttle:
+    """Slows a worker process to a big model's pace on a CPU: SIGCONT for a slice, then SIGSTOP.
+
+    The tiny story model writes ~2000 tokens/s and stops after ~200: too fast to be seen
+    streaming. Throttled, the screenshot shows a job mid-stream at a believable speed.
+    """
+
+    def __init__(self, pid: int, duty: float = 0.03, period: float = 0.05) -> None:
+        self.pid, self.duty, self.period = pid, duty, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Throttle:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        os.kill(self.pid, signal.SIGCONT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            os.kill(self.pid, signal.SIGCONT)
+            self._stop.wait(self.period * self.duty)
+            os.kill(self.pid, signal.SIGSTOP)
+            self._stop.wait(self.period * (1 - self.duty))
+
+
+async def save(widget: Any, path: Path) -> None:
+    await asyncio.sleep(0.1)  # let layouts and pending paints settle
+    widget.grab().save(str(path))
+    print(f"wrote {path} ({widget.width()}x{widget.height()})")
+
+
+def drop_folder(root: Path) -> list[Path]:
+    (root / "prompts" / "more").mkdir(parents=True)
+    (root / "prompts" / "story.txt").write_text("Once upon a time", encoding="utf-8")
+    (root / "prompts" / "more" / "two.jsonl").write_text(
+        '{"prompt": "A dog"}\n{"prompt": "A bird", "max_tokens": 40}\n', encoding="utf-8"
+    )
+    (root / "prompts" / "broken.json").write_text('{"prompt": "no end"', encoding="utf-8")
+    (root / "prompts" / "half.jsonl").write_text('{"prompt": "ok"}\n{"tokens": 3}\n', "utf-8")
+    (root / "photo.png").write_bytes(b"\x89PNG")
+    (root / "empty.md").write_text("\n", encoding="utf-8")
+    return [root / "prompts", root / "photo.png", root / "empty.md"]
+
+
+async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
+    desk = Controller(queue.settings, address=queue.address)
+    await desk.start()
+    window = desk.window
+    window.resize(1280, 800)
+    await until(lambda: desk._loaded)
+    await save(window, out / "welcome.png")
+
+    desk.choose_model(str(STORIES))
+    client = queue.client
+    done = client.submit(
+        [JobSpec(model=str(STORIES), prompt=p, title=t, max_tokens=120, seed=n)
+         for n, (t, p) in enumerate(PROMPTS.items())]
+    )  # fmt: skip
+    transcript = " ".join(["the team said the plan was good and then they went home"] * 300)
+    [failed] = client.submit(
+        [JobSpec(model=str(STORIES), prompt=transcript, title="meeting-transcript.txt")]
+    )
+    await until(lambda: all((r := desk.jobs.job(i)) and r.state.finished for i in [*done, failed]))
+    worker = queue.workers[0].process.pid
+    with Throttle(worker):
+        [running, *waiting] = client.submit(
+            [JobSpec(model=str(STORIES), prompt="Once upon a time, in a big forest,",
+                     title="the-long-story.txt", max_tokens=600, seed=11)]
+            + [JobSpec(model=str(STORIES), prompt=f"Chapter {n}", title=f"chapter-{n}.md")
+               for n in (2, 3, 4)]
+        )  # fmt: skip
+        client.cancel(waiting[-1])
+        await until(lambda: window.select_job(running))
+        window.editor.prompt.setPlainText("Write a short story about a snail who wants to fly.")
+
+        def streaming() -> bool:
+            row = desk.jobs.job(running)
+            if row is None or row.state is not JobState.running:
+                return False
+            loaded = "stories" in window.status.model.text()
+            return loaded and row.done > 40 and len(window.detail.output_text()) > 200
+
+        await until(streaming, interval=0.005)
+        await save(window, out / "main-window.png")
+        window.resize(1024, 640)
+        await save(window, out / "small-screen.png")
+    await until(lambda: (r := desk.jobs.job(running)) is not None and r.state.finished)
+    window.resize(1280, 800)
+    window.select_job(failed)
+    await until(lambda: window.detail.job_id == failed)
+    await until(lambda: "stories" in window.status.model.text())
+    light = app.palette()
+    app.setPalette(dark_palette())  # what a dark system theme gives (offscreen has none)
+    await save(window, out / "main-window-dark.png")
+    app.setPalette(light)
+
+    paths = drop_folder(home / "dropped")
+    window.overlay.show_over_parent()  # what a file drag over the window shows
+    await save(window, out / "drop-overlay.png")
+    window.overlay.hide()
+    await desk.drop(paths)
+    assert desk.summary is not None
+    await save(desk.summary, out / "drop-summary.png")
+    desk.summary.close()
+
+    dialog = SettingsDialog(desk.settings, can_restart_worker=True, parent=window)
+    dialog.show()
+    await save(dialog, out / "settings.png")
+    dialog.close()
+    await desk.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m scripts.screenshots")
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="ps-s-", dir="/tmp"))
+    os.environ["PROMPTSPOOL_HOME"] = str(home)
+    app = make_application()
+    queue = start_queue(home, PROMPTSPOOL_N_CTX="2048")
+    try:
+        queue.start_worker()
+        loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(loop)
+        with loop:
+            loop.run_until_complete(scene(app, queue, args.out, home))
+    finally:
+        try:
+            queue.close()
+        finally:
+            queue.server.stop()  # idempotent: never leave the server behind
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
