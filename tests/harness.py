@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -78,13 +81,21 @@ class Queue:
     def redis(self) -> redis.Redis:
         return self.client.redis
 
-    def start_worker(self, timeout: float = 60.0, **env: str) -> WorkerHandle:
-        """Start `promptspool worker` and wait for its ready event."""
+    def start_worker(
+        self, timeout: float = 60.0, log: Path | None = None, **env: str
+    ) -> WorkerHandle:
+        """Start `promptspool worker` and wait for its ready event (its stderr to `log`)."""
         after = last_event_id(self.redis)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "worker", "--loglevel", "WARNING"],
-            env={**self.env, **env},
-        )
+        sink = open(log, "ab") if log is not None else None  # noqa: SIM115 (closed below)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "worker", "worker", "--loglevel", "WARNING"],
+                env={**self.env, **env},
+                stderr=sink,
+            )
+        finally:
+            if sink is not None:
+                sink.close()
         try:
             event = wait_for_event(
                 self.redis,
@@ -154,3 +165,130 @@ def start_queue(home: Path, **settings_env: str) -> Queue:
     address = QueueAddress.from_url(info.celery_url())
     env["PROMPTSPOOL_REDIS_URL"] = address.celery_url
     return Queue(home, settings, server, address, env)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Re-check `predicate` with a short backoff until it holds; for conditions with no event.
+
+    Prefer stream events and process exits; this is for things like a file appearing.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what or 'condition'} did not hold within {timeout} s")
+        pause.wait(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def wait_pid_gone(pid: int, timeout: float = 30.0) -> None:
+    """Block until process `pid` (not necessarily our child) has exited (Linux pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"process {pid} still running after {timeout} s")
+    finally:
+        os.close(fd)
+
+
+def read_pid(path: Path) -> int:
+    return int(path.read_text(encoding="ascii").strip())
+
+
+@dataclass
+class ServeProcess:
+    """`promptspool serve` as a child process; reader threads collect its output lines."""
+
+    home: Path
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    closed_pipes: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        home: Path,
+        settings_env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        args: tuple[str, ...] = (),
+    ) -> ServeProcess:
+        """Start `serve ARGS` under `home` with PROMPTSPOOL_* settings; wait until it is ready."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
+        env.update(settings_env or {})
+        env["PROMPTSPOOL_HOME"] = str(home)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "serve", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        serve = cls(home, process)
+        for pipe in (process.stdout, process.stderr):
+            threading.Thread(target=serve._collect, args=(pipe,), daemon=True).start()
+        try:
+            serve.wait_line("queue ready", timeout=timeout)
+        except AssertionError:
+            serve.kill()
+            raise
+        return serve
+
+    def _collect(self, pipe: Any) -> None:
+        with pipe:
+            for line in pipe:
+                with self.changed:
+                    self.lines.append(line.rstrip("\n"))
+                    self.changed.notify_all()
+        with self.changed:
+            self.closed_pipes += 1
+            self.changed.notify_all()
+
+    def wait_line(self, text: str, timeout: float = 60.0, start: int = 0) -> int:
+        """Index of the first output line at or after `start` containing `text`."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for index in range(start, len(self.lines)):
+                    if text in self.lines[index]:
+                        return index
+                if self.closed_pipes == 2:
+                    raise AssertionError(f"serve exited without printing {text!r}: {self.lines}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"serve did not print {text!r} in {timeout} s")
+                self.changed.wait(left)
+
+    @property
+    def server_pid(self) -> int:
+        return read_pid(self.home / "run" / "server.pid")
+
+    def client(self) -> JobClient:
+        return JobClient.connect(Settings(home=self.home))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+        self._drained()
+
+    def _drained(self, timeout: float = 30.0) -> None:
+        """Wait until both output pipes reached EOF (children holding them have exited)."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.closed_pipes == 2, timeout)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self._drained()
+        return code

@@ -130,8 +130,9 @@ def test_model_that_fails_to_load_fails_the_job_not_the_worker(
 ) -> None:
     q = running_queue
     bad = tmp_path / "truncated.gguf"
-    bad.write_bytes(tiny_model.read_bytes()[:4096])
-    [bad_id] = q.client.submit([spec(bad, max_tokens=4)])
+    bad.write_bytes(tiny_model.read_bytes())
+    [bad_id] = q.client.submit([spec(bad, max_tokens=4)])  # submit refuses a truncated file,
+    os.truncate(bad, 4096)  # so it is cut after: the worker finds it (see also test_faults)
     q.wait_state(bad_id, "failed")
     assert "failed to load" in (q.client.get(bad_id).error or "")
     [good] = q.client.submit([spec(tiny_model, max_tokens=4)])

@@ -11,7 +11,11 @@ from worker.spec import Priority
 TASK_NAME = "promptspool.run_job"
 QUEUE_NAME = "promptspool"
 # Kombu's Redis transport polls lower numbers first: 0 is the highest priority.
-PRIORITY_VALUES = {Priority.high: 0, Priority.normal: 3, Priority.low: 6}
+PRIORITY_VALUES = {Priority.high: 1, Priority.normal: 4, Priority.low: 7}
+# A lost or handed-back attempt goes one step ahead of its priority: it runs before jobs of
+# the same priority that have not started yet, so a killed worker's job resumes promptly.
+RESUME_STEP = 1
+PRIORITY_STEPS = sorted({v - d for v in PRIORITY_VALUES.values() for d in (0, RESUME_STEP)})
 
 
 def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
@@ -37,25 +41,51 @@ def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # A server that refuses writes for a while (MISCONF: its disk is full; LOADING) gives
+        # redis ResponseErrors, which kombu counts as channel errors: without this the worker
+        # would exit ("Unrecoverable error") instead of waiting for the server to recover.
+        broker_channel_error_retry=True,
         task_default_queue=QUEUE_NAME,
         task_default_priority=PRIORITY_VALUES[Priority.normal],
         broker_transport_options={
             # Our own heartbeat requeues a lost job within seconds; this only guards
             # against a message being restored while its job is still legitimately running.
             "visibility_timeout": int(longest_job_s + 3600),
-            "priority_steps": sorted(PRIORITY_VALUES.values()),
+            "priority_steps": PRIORITY_STEPS,
             "queue_order_strategy": "priority",
         },
     )
     return app
 
 
-def send_job(app: Celery, job_id: str, attempt: int, priority: Priority, **options: Any) -> Any:
-    """Send the message for one attempt: it carries the id and attempt number only."""
+def broker_queue_keys(queue: str = QUEUE_NAME) -> list[str]:
+    """The Redis lists that hold the queue's waiting messages, one per priority step.
+
+    Kombu's Redis transport names them `queue` for step 0 and `queue + SEP + step` for the
+    others (kombu.transport.redis.Channel._q_for_pri).
+    """
+    sep = "\x06\x16"
+    return [queue if step == 0 else f"{queue}{sep}{step}" for step in PRIORITY_STEPS]
+
+
+def send_job(
+    app: Celery,
+    job_id: str,
+    attempt: int,
+    priority: Priority,
+    *,
+    resumed: bool = False,
+    **options: Any,
+) -> Any:
+    """Send the message for one attempt: it carries the id and attempt number only.
+
+    `resumed`: an attempt that replaces one lost with its worker (or handed back); it goes
+    ahead of the waiting jobs of its priority, as the ledger's queue order has it.
+    """
     return app.send_task(
         TASK_NAME,
         args=[job_id, attempt],
-        priority=PRIORITY_VALUES[priority],
+        priority=PRIORITY_VALUES[priority] - (RESUME_STEP if resumed else 0),
         queue=QUEUE_NAME,
         **options,
     )

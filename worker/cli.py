@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", dest="self_test_model", metavar="FILE", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("gui", help="open the window (the default)")
-    sub.add_parser("serve", help="bundled server + one worker, in the foreground")
+    p = sub.add_parser("serve", help="bundled server + one worker, in the foreground")
+    p.add_argument("--remote", metavar="HOST:PORT",
+                   help="let workers on other machines join over TLS on this address")  # fmt: skip
+    p.add_argument("--tls-cert", type=Path, help="certificate for --remote (default: self-signed)")
+    p.add_argument("--tls-key", type=Path, help="its private key")
     p = sub.add_parser("worker", help="run a worker for an existing queue")
     p.add_argument("--redis-url", help="the queue's URL (default: the bundled server)")
     p.add_argument("--loglevel", default="INFO")
@@ -103,8 +107,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnknownJobError, JobStateError) as exc:
         print(f"promptspool: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:
+        return _queue_failure(exc, settings)
     except KeyboardInterrupt:
         return 130
+
+
+def _queue_failure(exc: Exception, settings: Settings) -> int:
+    """One line for a server that broke off or refused a write mid-command; else re-raise."""
+    from worker.connection import NOT_RUNNING_HINT
+    from worker.redisio import disk_full_hint, is_queue_outage
+
+    if not is_queue_outage(exc):
+        raise exc
+    if hint := disk_full_hint(exc):
+        print(f"promptspool: {hint}; free space in {settings.paths.data} and try again "
+              "(nothing was changed)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    print(f"promptspool: the queue stopped answering mid-command ({exc}); once it is back, "
+          f"check with `promptspool list`; {NOT_RUNNING_HINT}", file=sys.stderr)  # fmt: skip
+    return EXIT_NO_QUEUE
 
 
 def _client(settings: Settings) -> Any:
@@ -129,6 +151,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     def ready(worker_id: str) -> None:
         print(f"promptspool: queue ready; worker {worker_id} is waiting for jobs", flush=True)
 
+    if args.remote:
+        from worker.serve import parse_host_port
+        from worker.tlsproxy import TlsError
+
+        try:
+            parse_host_port(args.remote)
+        except ValueError as exc:
+            raise CliError(f"--remote {exc}") from exc
+        if settings.redis_url:
+            raise CliError("--remote serves the bundled server; an external one has its own TLS")
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise CliError("give both --tls-cert and --tls-key, or neither (self-signed)")
+        serve = Serve(settings, remote=args.remote, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        try:
+            return serve.run(ready)
+        except TlsError as exc:
+            raise CliError(str(exc)) from exc
     return Serve(settings).run(ready)
 
 
@@ -190,8 +229,11 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         code = EXIT_FAILED if loaded.refused else EXIT_OK
         if args.wait:
             finished = [client.wait(job_id) for job_id in ids]
-            if any(job.state is not JobState.succeeded for job in finished):
-                code = EXIT_FAILED
+            for job in finished:
+                if job.state is not JobState.succeeded:
+                    code = EXIT_FAILED
+                    print(f"promptspool: job {job.id} {job.state.value}: {job.error}",
+                          file=sys.stderr)  # fmt: skip
             jobs = finished
         else:
             jobs = [client.get(job_id, with_output=False) for job_id in ids]

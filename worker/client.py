@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -12,12 +14,14 @@ from celery import Celery
 from worker import keys
 from worker.celery_app import create_app, send_job
 from worker.connection import QueueAddress
-from worker.events import Event, read_events
+from worker.events import GLOBAL_MAXLEN, Event, read_events
 from worker.jobs import Job, JobState
 from worker.ledger import Ledger
-from worker.redisio import as_text, last_stream_id
+from worker.redisio import as_text, is_queue_outage, last_stream_id
 from worker.settings import Settings, load_settings
 from worker.spec import JobSpec, check_model_file
+
+log = logging.getLogger(__name__)
 
 
 class JobClient:
@@ -56,17 +60,27 @@ class JobClient:
     # --- actions ----------------------------------------------------------------------
 
     def submit(self, specs: Sequence[JobSpec]) -> list[str]:
-        """Validate each distinct model once, record the jobs, then send their messages."""
+        """Validate each distinct model once, record the jobs, then send their messages.
+
+        The jobs are recorded in one transaction: all or none. Once that returns they are
+        acknowledged; if sending their messages then fails (the server died in between),
+        a worker's reaper sends them again (WorkerServices.sweep), so they are not lost.
+        """
         checked: dict[str, str] = {}
         resolved = []
         for spec in specs:
             if spec.model not in checked:
-                checked[spec.model] = str(check_model_file(spec.model))
+                checked[spec.model] = str(check_model_file(spec.model, deep=True))
             resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
         ids = self.ledger.create(resolved)
-        with self.app.producer_or_acquire() as producer:
-            for job_id, spec in zip(ids, resolved, strict=True):
-                send_job(self.app, job_id, 1, spec.priority, producer=producer)
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for job_id, spec in zip(ids, resolved, strict=True):
+                    send_job(self.app, job_id, 1, spec.priority, producer=producer)
+        except Exception as exc:
+            if not is_queue_outage(exc):
+                raise
+            log.warning("%d jobs recorded; their messages will be resent (%s)", len(ids), exc)
         return ids
 
     def cancel(self, job_id: str) -> str:
@@ -90,6 +104,61 @@ class JobClient:
     def list(self, states: Iterable[JobState] | None = None) -> builtins.list[Job]:
         return self.ledger.all(states)
 
+    def get_many(self, job_ids: Iterable[str], *, with_output: bool = False) -> builtins.list[Job]:
+        """Several jobs in one round trip, in the given order; unknown ids are skipped."""
+        return self.ledger.get_many(job_ids, with_output=with_output)
+
+    def queue_positions(self) -> dict[str, int]:
+        """Every queued job's position (1 = next to run)."""
+        return self.ledger.queue_positions()
+
+    def last_event_id(self, job_id: str | None = None) -> str:
+        """The id of the newest event on the job's stream (None: the global stream)."""
+        stream = keys.GLOBAL_EVENTS if job_id is None else keys.events(job_id)
+        return last_stream_id(self.redis, stream)
+
+    def read_global_events(self, after: str, block_ms: int | None = None) -> builtins.list[Event]:
+        """One read of the global stream after `after`; blocks up to block_ms (None: don't)."""
+        return read_events(self.redis, {keys.GLOBAL_EVENTS: after}, block_ms=block_ms)
+
+    def read_job_events(
+        self, job_id: str, after: str, block_ms: int | None = None
+    ) -> builtins.list[Event]:
+        """One read of the job's stream after `after`; blocks up to block_ms (None: don't)."""
+        return read_events(self.redis, {keys.events(job_id): after}, block_ms=block_ms)
+
+    # --- pause ------------------------------------------------------------------------
+
+    def is_paused(self) -> bool:
+        return bool(self.redis.exists(keys.PAUSED))
+
+    def pause(self) -> None:
+        """Workers take no new jobs (running ones finish); queued jobs stay queued."""
+        self.redis.set(keys.PAUSED, 1)
+        self._announce_queue("paused")
+
+    def resume(self) -> int:
+        """Let workers take jobs again; returns how many queued jobs were sent again.
+
+        A paused worker drops the messages it receives (the ledger keeps those jobs queued),
+        so every queued job's message is sent again; a duplicate of one still in the broker
+        is a no-op, since a job runs only from the state and attempt it was sent for.
+        """
+        self.redis.delete(keys.PAUSED)
+        self._announce_queue("resumed")
+        jobs = self.ledger.get_many(self.ledger.queue_positions())
+        queued = [job for job in jobs if job.state is JobState.queued]
+        if queued:
+            with self.app.producer_or_acquire() as producer:
+                for job in queued:
+                    send_job(self.app, job.id, job.attempt, job.spec.priority, producer=producer)
+        return len(queued)
+
+    def _announce_queue(self, state: str) -> None:
+        """A {"type": "queue", "state": "paused"|"resumed"} event on the global stream."""
+        event = json.dumps({"type": "queue", "state": state, "t": time.time()})
+        self.redis.xadd(keys.GLOBAL_EVENTS, {"d": event}, maxlen=GLOBAL_MAXLEN, approximate=True)
+
     def workers(self) -> builtins.list[dict[str, Any]]:
         """Live workers, from their heartbeats."""
         members: Any = self.redis.smembers(keys.WORKERS)
@@ -111,14 +180,14 @@ class JobClient:
         stream = keys.events(job_id)
         last = last_stream_id(self.redis, stream)
         job = self.get(job_id, with_output=False)
-        remaining_ms = None if timeout is None else int(timeout * 1000)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not job.state.finished:
-            block = 1000 if remaining_ms is None else max(1, min(1000, remaining_ms))
-            for event in read_events(self.redis, {stream: last}, block_ms=block):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s")
+            changed = False
+            for event in read_events(self.redis, {stream: last}, block_ms=1000):
                 last = event.id
-            if remaining_ms is not None:
-                remaining_ms -= block
-                if remaining_ms <= 0:
-                    raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s")
-            job = self.get(job_id, with_output=False)
+                changed = changed or event.type == "state"
+            if changed:
+                job = self.get(job_id, with_output=False)
         return self.get(job_id)

@@ -31,6 +31,9 @@ class QueueAddress:
             return cls("unix://" + url.removeprefix("redis+socket://"), url)
         if url.startswith("unix://"):
             return cls(url, "redis+socket://" + url.removeprefix("unix://"))
+        if url.startswith("rediss://") and "ssl_cert_reqs=" not in url:
+            # Kombu would otherwise accept any certificate: verify it unless told not to.
+            url += ("&" if "?" in url else "?") + "ssl_cert_reqs=required"
         return cls(url, url)
 
     @classmethod

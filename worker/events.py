@@ -96,6 +96,7 @@ class StreamPublisher:
         self._last_flush = 0.0
         self._last_progress = 0.0
         self._stats: dict[str, Any] = {}
+        self._offset = 0  # bytes of output stored so far
         self.cancel_seen = False
 
     def _xadd(
@@ -129,13 +130,16 @@ class StreamPublisher:
     def flush(self) -> bool:
         """Write what is pending now. Returns whether the job's cancel flag is set."""
         text = "".join(self._pending)
+        data = text.encode()
         self._pending.clear()
         stamp = time.monotonic()
         self._last_flush = stamp
         job_key = keys.job(self.job_id)
         with self.redis.pipeline(transaction=False) as pipe:
             if text:
-                pipe.append(keys.output(self.job_id, self.attempt), text)
+                # SETRANGE at the known offset, not APPEND: if the server dies after storing
+                # a batch but before replying, the client's retry rewrites the same bytes.
+                pipe.setrange(keys.output(self.job_id, self.attempt), self._offset, data)
                 # t0: when the batch's first text was produced; t: when it was written.
                 event = {**self._stats, "type": "tokens", "text": text,
                          "t0": self._first_at, "t": time.time()}  # fmt: skip
@@ -150,5 +154,6 @@ class StreamPublisher:
                     self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
             pipe.hget(job_key, "cancel")
             results = pipe.execute()
+        self._offset += len(data)
         self.cancel_seen = self.cancel_seen or bool(results[-1])
         return self.cancel_seen

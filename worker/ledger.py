@@ -37,6 +37,7 @@ def _load_scripts() -> dict[str, str]:
 
 
 _SCRIPTS = _load_scripts()
+FINISHED = frozenset(state.value for state in JobState if state.finished)
 
 
 def _s(value: Any) -> str | None:
@@ -67,10 +68,14 @@ class Ledger:
     # --- writes -----------------------------------------------------------------------
 
     def create(self, specs: Sequence[JobSpec]) -> list[str]:
-        """Record new queued jobs (one pipeline) and return their ids."""
+        """Record new queued jobs, all or none (one transaction), and return their ids.
+
+        The ids are made here, so a retried transaction (a reply lost to a dying server)
+        records nothing twice: the submit script skips a job that exists.
+        """
         ids = [new_job_id() for _ in specs]
         stamp = now()
-        with self.redis.pipeline(transaction=False) as pipe:
+        with self.redis.pipeline(transaction=True) as pipe:
             for job_id, spec in zip(ids, specs, strict=True):
                 self._scripts["submit"](
                     args=[job_id, spec.model_dump_json(), spec.priority.rank, stamp],
@@ -138,6 +143,27 @@ class Ledger:
             raise UnknownJobError(job_id)
         if result != "ok":
             raise JobStateError(f"job {job_id} is {result}; only finished jobs can be cleared")
+
+    def forget_finished_before(self, cutoff: float, batch: int = 500) -> list[str]:
+        """Forget every finished job that finished before `cutoff` (epoch s); their ids.
+
+        Reads the jobs in pipelined batches; each forget is the atomic 'forget' script,
+        which refuses a job that was retried meanwhile.
+        """
+        ids = self.job_ids()
+        forgotten = []
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.hmget(keys.job(job_id), "state", "finished_at")
+                rows = pipe.execute()
+            for job_id, (state, finished_at) in zip(chunk, rows, strict=True):
+                ended = _float(finished_at)
+                expired = _s(state) in FINISHED and ended is not None and ended < cutoff
+                if expired and self._call("forget", job_id) == "ok":
+                    forgotten.append(job_id)
+        return forgotten
 
     # --- reads ------------------------------------------------------------------------
 

@@ -21,9 +21,12 @@ local function record_attempt(id, state, err, now)
   if err and err ~= '' then rec.error = err end
   redis.call('RPUSH', jkey(id) .. ':attempts', cjson.encode(rec))
 end
-local function enqueue(id, rank)
+local function enqueue(id, rank, resumed)
   local qseq = redis.call('INCR', P .. 'seq')
-  redis.call('ZADD', P .. 'queue', rank * 1000000000000 + qseq, id)
+  -- A resumed attempt (its worker was lost) goes ahead of the jobs of its rank that have
+  -- not started yet, as its Celery message does (celery_app.RESUME_STEP).
+  local front = resumed and 500000000000 or 0
+  redis.call('ZADD', P .. 'queue', rank * 1000000000000 - front + qseq, id)
 end
 local RESET = {'started_at', 'finished_at', 'error', 'prompt_tokens', 'completion_tokens',
   'tokens_per_second', 'worker', 'cancel'}
@@ -114,7 +117,7 @@ end
 local attempt = tonumber(h[2]) + 1
 redis.call('HDEL', jkey(id), unpack(RESET))
 redis.call('HSET', jkey(id), 'state', 'queued', 'attempt', attempt)
-enqueue(id, tonumber(h[3]))
+enqueue(id, tonumber(h[3]), true)
 emit(id, {type = 'state', state = 'queued', attempt = attempt, error = reason, t = num(now)})
 return 'requeued'
 --@forget  ARGV: id

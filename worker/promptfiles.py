@@ -192,13 +192,19 @@ def _load_file(path: Path, defaults: Mapping[str, Any]) -> tuple[JobSpec, ...]:
         label = "item {}: " if len(value) > 1 else ""
         items = [(label.format(n), n, item) for n, item in enumerate(value, start=1)]
     else:
+        # One pass, parsing and validating each line in turn: the reason names the first
+        # bad line, whatever is wrong with it.
         lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
-        items = []
+        several = len(lines) > 1
+        specs = []
         for index, (lineno, line) in enumerate(lines, start=1):
             try:
-                items.append((f"line {lineno}: ", index, _parse_json(line, single_line=True)))
+                item = _parse_json(line, single_line=True)
+                title = _title(path.name, index if several else None)
+                specs.append(_build_json(item, defaults, title))
             except _Refused as exc:
                 raise _Refused(f"line {lineno}: {exc}") from exc
+        return tuple(specs)
     several = len(items) > 1
     specs = []
     for prefix, index, item in items:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import importlib.util
 import logging
@@ -13,7 +14,7 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +89,15 @@ class ServerInfo:
 class BundledServer:
     """One Valkey process on a private unix socket, persisting to the data dir."""
 
-    def __init__(self, paths: AppPaths, binary: Path | None = None) -> None:
+    def __init__(
+        self, paths: AppPaths, binary: Path | None = None, *, die_with_parent: bool = False
+    ) -> None:
         self.paths = paths
         self.binary = binary
+        # Linux: the server gets SIGTERM (a clean shutdown) if the process that spawned it
+        # dies, even by SIGKILL. Only for owners that spawn from their main thread (`serve`):
+        # the kernel sends the signal when the spawning *thread* exits.
+        self.die_with_parent = die_with_parent
         self.socket_path = paths.runtime / "server.sock"
         self.password_file = paths.runtime / "server.password"
         self.config_file = paths.runtime / "valkey.conf"
@@ -275,6 +282,7 @@ class BundledServer:
                 stdout=log_out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGTERM) if self.die_with_parent else None,  # noqa: PLW1509
             )
         return self._process
 
@@ -306,6 +314,26 @@ class BundledServer:
         except OSError:
             return f"(no log at {self.log_file})"
         return f"last lines of {self.log_file}:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: signal.Signals) -> Callable[[], None] | None:
+    """A Popen preexec_fn that asks Linux to send `sig` to the child when its parent dies.
+
+    None elsewhere. libc is loaded here, in the parent, so between fork and exec the child
+    makes a single prctl call: it takes no lock that another thread of the parent could
+    hold at fork time, which is what makes preexec_fn unsafe in general (PLW1509).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return set_signal
 
 
 def _template_path() -> Path:

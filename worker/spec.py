@@ -89,8 +89,12 @@ class JobSpec(BaseModel):
         return line if len(line) <= 80 else line[:79] + "…"
 
 
-def check_model_file(path: str | Path) -> Path:
-    """The model path, resolved; ValueError naming the path and the reason if it is no GGUF file."""
+def check_model_file(path: str | Path, *, deep: bool = False) -> Path:
+    """The model path, resolved; ValueError naming the path and the reason if it is no GGUF file.
+
+    `deep` also reads the GGUF header and tensor table (see worker.gguffile), which finds a
+    truncated or corrupt file: a few milliseconds, done once per model per submit or load.
+    """
     model = Path(path).expanduser()
     if not model.exists():
         raise ValueError(f"model {str(model)!r}: no such file")
@@ -103,4 +107,13 @@ def check_model_file(path: str | Path) -> Path:
         raise ValueError(f"model {str(model)!r}: cannot be read ({exc.strerror})") from exc
     if magic != GGUF_MAGIC:
         raise ValueError(f"model {str(model)!r}: not a GGUF file (bad magic bytes)")
+    if deep:
+        from worker.gguffile import GgufError, scan_gguf
+
+        try:
+            scan_gguf(model)
+        except GgufError as exc:
+            raise ValueError(f"model {str(model)!r}: {exc}") from exc
+        except OSError as exc:
+            raise ValueError(f"model {str(model)!r}: cannot be read ({exc.strerror})") from exc
     return model.resolve()
