@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bench import latency, streaming
+from bench import batching, latency, reliability, streaming
 from bench.common import emit, machine, stories_model
 
 
@@ -21,6 +21,10 @@ def main() -> None:
         "token_latency": lambda: latency.token_to_reader(model),
         "throughput": lambda: latency.tiny_job_throughput(model),
         "cold_start": latency.serve_cold_start,
+        "single_stream": lambda: batching.single_stream(model),
+        "batching": lambda: batching.aggregate(model),
+        "fsync": lambda: reliability.fsync_policy(model),
+        "endurance": reliability.endurance,
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import ctypes
 import logging
 import random
+import resource
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import llama_cpp
-from llama_cpp import llama_chat_format
 
+from worker.gguffile import GgufError, GgufLayout, scan_gguf
+from worker.prompting import PromptFormatter
 from worker.spec import JobSpec, check_model_file
 from worker.textstream import TextAssembler
 
@@ -36,9 +38,11 @@ class Cancelled(Exception):
 @dataclass(frozen=True)
 class LoadOptions:
     n_gpu_layers: int = -1
-    n_ctx: int = 4096
+    n_ctx: int = 4096  # per job: a batched context holds this many tokens for each slot
     n_batch: int = 512
     n_threads: int | None = None
+    # None: llama.cpp decides when layers run on a GPU; off on the CPU, where it is ~3x slower.
+    flash_attn: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,40 @@ def gpu_present() -> bool:
     return any(Path(node).exists() for node in ("/dev/nvidia0", "/dev/kfd"))
 
 
+def gpu_status(model: Any, options: LoadOptions) -> GpuStatus:
+    """Whether the loaded `model` (a llama_model pointer) really runs layers on a GPU."""
+    total = int(llama_cpp.llama_model_n_layer(model)) + 1  # + output layer
+    if not gpu_offload_supported():
+        if gpu_present():
+            reason = (
+                "a GPU is present but llama.cpp was built for the CPU only "
+                "(rebuild it: PROMPTSPOOL_CUDA=1 make clean run)"
+            )
+        else:
+            reason = "CPU only: llama.cpp was built without GPU support and no GPU was found"
+        return GpuStatus(False, 0, total, reason)
+    wanted = total if options.n_gpu_layers < 0 else min(options.n_gpu_layers, total)
+    reason = "" if wanted else "n_gpu_layers is 0"
+    return GpuStatus(True, wanted, total, reason)
+
+
+class JobEngine(Protocol):
+    """What JobRunner needs: `Engine` (one job at a time) and `BatchEngine` (several) offer it."""
+
+    gpu: GpuStatus
+
+    @property
+    def model_path(self) -> Path | None: ...
+
+    def ensure_model(self, model: str | Path, options: LoadOptions | None = None) -> bool: ...
+
+    def generate(
+        self, spec: JobSpec, stop: StopSignal, on_progress: ProgressFn, on_text: TextFn
+    ) -> GenerationResult: ...
+
+    def close(self) -> None: ...
+
+
 class Engine:
     """One model per process, loaded lazily and kept until a job needs another."""
 
@@ -122,6 +160,7 @@ class Engine:
         if self._llm is not None and path == self._model_path and options == self._loaded_options:
             return False
         self.close()
+        layout = scan_model(path)  # a truncated or corrupt file fails here, with the reason
         log.info(
             "loading model %s (n_gpu_layers=%s, n_ctx=%s)",
             path,
@@ -136,32 +175,17 @@ class Engine:
                 n_batch=options.n_batch,
                 n_ubatch=min(options.n_batch, 512),
                 n_threads=options.n_threads,
+                flash_attn=options.flash_attn is True,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise EngineError(f"model {str(path)!r} failed to load: {exc}") from exc
+            raise EngineError(load_error_message(path, layout, options, exc)) from exc
         self._model_path = path
         self._loaded_options = options
-        self.gpu = self._gpu_status(self._llm, options)
+        self.gpu = gpu_status(self._llm._model.model, options)
         if not self.gpu.active:
             log.warning("GPU offload inactive: %s", self.gpu.reason)
         return True
-
-    @staticmethod
-    def _gpu_status(llm: llama_cpp.Llama, options: LoadOptions) -> GpuStatus:
-        total = int(llama_cpp.llama_model_n_layer(llm._model.model)) + 1  # + output layer
-        if not gpu_offload_supported():
-            if gpu_present():
-                reason = (
-                    "a GPU is present but llama.cpp was built for the CPU only "
-                    "(rebuild it: PROMPTSPOOL_CUDA=1 make clean run)"
-                )
-            else:
-                reason = "CPU only: llama.cpp was built without GPU support and no GPU was found"
-            return GpuStatus(False, 0, total, reason)
-        wanted = total if options.n_gpu_layers < 0 else min(options.n_gpu_layers, total)
-        reason = "" if wanted else "n_gpu_layers is 0"
-        return GpuStatus(True, wanted, total, reason)
 
     def close(self) -> None:
         """Free the model and its context now (VRAM is not freed by `del`)."""
@@ -179,23 +203,7 @@ class Engine:
     def prompt_tokens(self, spec: JobSpec) -> list[int]:
         """The job's prompt as tokens, through the model's chat template unless raw."""
         llm = self._require()
-        template = llm.metadata.get("tokenizer.chat_template")
-        messages = [m.model_dump() for m in spec.messages] if spec.messages else None
-        if template and (messages or not spec.raw):
-            formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=template,
-                eos_token=llm.detokenize([llm.token_eos()], special=True).decode(errors="replace"),
-                bos_token=llm.detokenize([llm.token_bos()], special=True).decode(errors="replace"),
-            )
-            chat: Any = messages or [{"role": "user", "content": spec.prompt}]
-            formatted = formatter(messages=chat)
-            add_bos = not formatted.added_special
-            return llm.tokenize(formatted.prompt.encode(), add_bos=add_bos, special=True)
-        if messages:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-        else:
-            text = spec.prompt or ""
-        return llm.tokenize(text.encode(), add_bos=True, special=False)
+        return PromptFormatter(llm._model, llm.metadata).tokens(spec)
 
     def generate(
         self, spec: JobSpec, stop: StopSignal, on_progress: ProgressFn, on_text: TextFn
@@ -312,6 +320,59 @@ class Engine:
         if self._llm is None:
             raise EngineError("no model is loaded")
         return self._llm
+
+
+def scan_model(path: Path) -> GgufLayout:
+    """The file's GGUF layout; EngineError naming the file if it is truncated or corrupt."""
+    try:
+        return scan_gguf(path)
+    except GgufError as exc:
+        raise EngineError(f"model {str(path)!r} failed to load: {exc}") from exc
+    except OSError as exc:
+        raise EngineError(f"model {str(path)!r} cannot be read ({exc.strerror})") from exc
+
+
+def load_error_message(path: Path, layout: GgufLayout, options: LoadOptions, exc: Exception) -> str:
+    """Why llama.cpp refused the model, in words (it only says 'Failed to ...')."""
+    text = str(exc)
+    if "llama_context" in text:
+        return (
+            f"model {str(path)!r} loaded, but its context of {options.n_ctx} tokens could not be "
+            "created: not enough memory? Lower PROMPTSPOOL_N_CTX or PROMPTSPOOL_N_GPU_LAYERS "
+            f"({text})"
+        )
+    room = memory_room()
+    if room is not None and room < layout.file_size:
+        return (
+            f"model {str(path)!r} failed to load: not enough memory (its weights are "
+            f"{layout.file_size / 2**20:,.0f} MiB; about {room / 2**20:,.0f} MiB is free) ({text})"
+        )
+    arch = layout.architecture or "none recorded"
+    return (
+        f"model {str(path)!r} failed to load: llama.cpp refused it ({text}). Its architecture "
+        f"is {arch!r}: this llama.cpp build may not support it, or the file is corrupt, or "
+        "there is not enough memory for its weights"
+    )
+
+
+def memory_room() -> int | None:
+    """Bytes this process could still allocate (free RAM, or its address-space limit); Linux."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii")
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = {
+        line.split(":")[0]: int(line.split()[1]) * 1024
+        for line in (meminfo + status).splitlines()
+        if line.endswith(" kB")
+    }
+    room = fields.get("MemAvailable")
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY and "VmSize" in fields:
+        left = max(0, limit - fields["VmSize"])
+        room = left if room is None else min(room, left)
+    return room
 
 
 def describe(options: LoadOptions) -> dict[str, Any]:

@@ -10,16 +10,19 @@ from typing import Any
 
 import redis
 
-from worker.engine import Cancelled, Engine, EngineError, LoadOptions, StopSignal
+from worker import keys
+from worker.engine import Cancelled, EngineError, JobEngine, LoadOptions, StopSignal
 from worker.events import StreamPublisher
 from worker.jobs import JobState
 from worker.ledger import Ledger
+from worker.redisio import as_text, is_queue_outage
 from worker.services import CancelRegistry
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "the worker was shut down; the job was queued again"
+OUTAGE_REASON = "the queue server stopped answering during this attempt; the job was queued again"
 
 
 @dataclass
@@ -28,7 +31,7 @@ class JobRunner:
 
     settings: Settings
     client: redis.Redis
-    engine: Engine
+    engine: JobEngine
     worker_id: str
     cancels: CancelRegistry
     shutting_down: threading.Event = field(default_factory=threading.Event)
@@ -39,13 +42,29 @@ class JobRunner:
     @staticmethod
     def load_options_for(settings: Settings) -> LoadOptions:
         s = settings
-        return LoadOptions(s.n_gpu_layers, s.n_ctx, s.n_batch, s.n_threads)
+        return LoadOptions(s.n_gpu_layers, s.n_ctx, s.n_batch, s.n_threads, s.flash_attn)
 
     def load_options(self) -> LoadOptions:
         return self.load_options_for(self.settings)
 
     def run(self, job_id: str, attempt: int) -> tuple[str, int | None]:
-        """Run the attempt if it is still due. Returns (outcome, attempt to requeue or None)."""
+        """Run the attempt if it is still due. Returns (outcome, attempt to requeue or None).
+
+        If the queue server goes away (killed, restarting, disk full) during the attempt,
+        generation stops and the attempt is handed back once the server answers again:
+        the job never stays 'running' under a worker whose heartbeat is still alive.
+        """
+        try:
+            return self._run(job_id, attempt)
+        except Exception as exc:
+            if not is_queue_outage(exc):
+                raise
+            return self._settle_after_outage(job_id, attempt, exc)
+
+    def _run(self, job_id: str, attempt: int) -> tuple[str, int | None]:
+        if self.client.exists(keys.PAUSED):  # the job stays queued; resume() sends it again
+            log.info("job %s attempt %s not run: the queue is paused", job_id, attempt)
+            return "paused", None
         claim = self.ledger.claim(job_id, attempt, self.worker_id)
         if claim != "ok":
             log.info("job %s attempt %s not run: %s", job_id, attempt, claim)
@@ -91,6 +110,9 @@ class JobRunner:
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
             return "failed", None
         except Exception as exc:
+            if is_queue_outage(exc):
+                event.set()  # an engine running jobs on its own thread drops this one
+                raise  # not the job's fault: run() hands it back once the server is back
             log.exception("job %s failed unexpectedly", job_id)
             publisher.flush()
             self._finish(job_id, attempt, JobState.failed, f"internal error: {exc!r}", stats)
@@ -105,6 +127,47 @@ class JobRunner:
         stats["tps"] = result.tokens_per_second
         self._finish(job_id, attempt, JobState.succeeded, None, stats)
         return "succeeded", None
+
+    def _settle_after_outage(
+        self, job_id: str, attempt: int, exc: BaseException
+    ) -> tuple[str, int | None]:
+        """Wait (with backoff) for the server, then hand the attempt back or end it cancelled."""
+        log.warning(
+            "job %s attempt %s: the queue server stopped answering (%s: %s); "
+            "the job goes back to the queue when it answers again",
+            job_id, attempt, type(exc).__name__, exc,
+        )  # fmt: skip
+        delay = 0.05
+        while True:
+            try:
+                return self._hand_back(job_id, attempt)
+            except Exception as again:
+                if not is_queue_outage(again):
+                    raise
+            if self.shutting_down.wait(delay):
+                log.warning(
+                    "job %s attempt %s: shutting down before the queue server came back; "
+                    "another worker's reaper will queue it again",
+                    job_id, attempt,
+                )  # fmt: skip
+                return "abandoned", None
+            delay = min(delay * 2, 2.0)
+
+    def _hand_back(self, job_id: str, attempt: int) -> tuple[str, int | None]:
+        fields: Any = self.client.hmget(
+            keys.job(job_id), "cancel", "prompt_tokens", "completion_tokens"
+        )
+        cancel, prompt_tokens, completion_tokens = (as_text(v) for v in fields)
+        if cancel:  # the user cancelled meanwhile: honour it rather than run it again
+            stats = {"prompt_tokens": int(prompt_tokens or 0),
+                     "completion_tokens": int(completion_tokens or 0), "tps": None}  # fmt: skip
+            self._finish(job_id, attempt, JobState.cancelled, "cancelled by the user", stats)
+            return "cancelled", None
+        result = self.ledger.mark_lost(
+            job_id, attempt, self.settings.max_attempts, OUTAGE_REASON, counts=False
+        )
+        log.info("job %s attempt %s after the queue outage: %s", job_id, attempt, result)
+        return ("handed back", attempt + 1) if result == "requeued" else (result, None)
 
     def _end_stopped(
         self, job_id: str, attempt: int, reason: str, timeout: float, stats: dict[str, Any]

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     n_threads: int | None = Field(
         default=None, ge=1, le=1024, description="CPU threads for llama.cpp (default: auto)."
     )
+    parallel_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Jobs a worker runs at once, batched on one model, each with n_ctx tokens "
+        "(default: 1 on the CPU; on a GPU as many as fit in free VRAM, at most 32).",
+    )
+    flash_attn: bool | None = Field(
+        default=None,
+        description="Flash attention (default: llama.cpp decides on a GPU; off on the CPU).",
+    )
     max_tokens: int = Field(default=512, ge=1, le=1_000_000, description="Default max tokens.")
     temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="Default temperature.")
     top_p: float = Field(default=0.95, ge=0.0, le=1.0, description="Default nucleus sampling.")

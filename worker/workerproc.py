@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from celery import Celery, signals
 
+from worker.batching import BatchEngine
+from worker.capacity import parallel_jobs
 from worker.celery_app import TASK_NAME, create_app, send_job
 from worker.connection import QueueAddress
-from worker.engine import Engine
+from worker.jobs import Job
 from worker.ledger import Ledger
+from worker.redisio import is_queue_outage
 from worker.runner import JobRunner
 from worker.services import WorkerServices, new_worker_id
 from worker.settings import Settings
@@ -30,7 +34,11 @@ class WorkerRuntime:
         self.client = address.connect()
         self.app: Celery = create_app(address.celery_url, longest_job_s=settings.job_timeout)
         self.ledger = Ledger(self.client)
-        self.engine = Engine(JobRunner.load_options_for(settings))
+        # One task thread per batch slot: each hands its job to the shared engine and waits.
+        s = settings
+        self.slots = parallel_jobs(s.parallel_jobs, s.model, s.n_ctx, s.n_gpu_layers)
+        self.app.conf.worker_concurrency = self.slots
+        self.engine = BatchEngine(JobRunner.load_options_for(settings), self.slots)
         self.services = WorkerServices(
             self.client,
             self.worker_id,
@@ -38,34 +46,52 @@ class WorkerRuntime:
             max_attempts=settings.max_attempts,
             requeue=self.requeue,
             info=self.info,
+            resend=self.resend,
+            retention_days=settings.retention_days,
         )
         self.runner = JobRunner(
             settings, self.client, self.engine, self.worker_id, self.services.cancels
         )
-        self._busy = threading.Lock()
-        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._current: list[str] = []  # running jobs, oldest first
         self.app.task(name=TASK_NAME, bind=False)(self.run_job)
 
     def run_job(self, job_id: str, attempt: int) -> str:
-        with self._busy:
-            self._current = job_id
-            try:
-                outcome, requeue = self.runner.run(job_id, attempt)
-            finally:
-                self._current = None
+        with self._lock:
+            self._current.append(job_id)
+        try:
+            outcome, requeue = self.runner.run(job_id, attempt)
+        finally:
+            with self._lock:
+                self._current.remove(job_id)
         if requeue is not None:
-            self.requeue(job_id, requeue)
+            try:
+                self.requeue(job_id, requeue)
+            except Exception as exc:
+                if not is_queue_outage(exc):
+                    raise
+                # The ledger has the job queued; the reaper's sweep sends its message.
+                log.warning("job %s: could not send its message (%s); it will be resent",
+                            job_id, exc)  # fmt: skip
         return outcome
 
     def requeue(self, job_id: str, attempt: int) -> None:
         spec = self.ledger.get(job_id, with_output=False).spec
-        send_job(self.app, job_id, attempt, spec.priority)
+        send_job(self.app, job_id, attempt, spec.priority, resumed=True)
+
+    def resend(self, jobs: Sequence[Job]) -> None:
+        """Send the current attempt's message for each job (one producer for all)."""
+        with self.app.producer_or_acquire() as producer:
+            for job in jobs:
+                send_job(self.app, job.id, job.attempt, job.spec.priority, producer=producer)
 
     def info(self) -> dict[str, Any]:
         model = self.engine.model_path
         return {
             "model": str(model) if model else None,
-            "job": self._current,
+            "job": self._current[0] if self._current else None,
+            "jobs": list(self._current),
+            "slots": self.slots,
             "gpu": asdict(self.engine.gpu) | {"active": self.engine.gpu.active},
         }
 
