@@ -261,7 +261,8 @@ class ServeProcess:
                     raise AssertionError(f"serve exited without printing {text!r}: {self.lines}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"serve did not print {text!r} in {timeout} s")
+                    tail = "\n".join(self.lines[-15:])
+                    raise AssertionError(f"serve did not print {text!r} in {timeout} s:\n{tail}")
                 self.changed.wait(left)
 
     @property

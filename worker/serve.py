@@ -110,7 +110,7 @@ class Serve:
     def _watch_server(self) -> None:
         """Wake the main loop when the server process that we started exits."""
         process = self.server.process if self.server is not None else None
-        if process is None or process.poll() is not None:
+        if process is None:
             return  # attached to a server that another process owns and supervises
         threading.Thread(
             target=lambda: self._on_server_exit(process.wait()), name="server-watch", daemon=True
@@ -134,9 +134,9 @@ class Serve:
                     return False
                 delay = min(delay * 2, 30.0)
                 continue
+            self._watch_server()  # before saying so: it may die again at once
             print(f"promptspool: queue server restarted (pid {info.pid}); jobs are kept",
                   file=sys.stderr, flush=True)  # fmt: skip
-            self._watch_server()
             return True
         return False
 
