@@ -107,10 +107,13 @@ def test_priority_high_runs_before_waiting_jobs(
 
 def test_timeout_fails_job_and_keeps_partial_output(running_queue: Queue, slow_model: Path) -> None:
     q = running_queue
-    [job_id] = q.client.submit([spec(slow_model, max_tokens=100_000, timeout=1.0)])
+    [warm] = q.client.submit([spec(slow_model, max_tokens=1)])  # load time is not the point
+    q.wait_state(warm, "succeeded")
+    [job_id] = q.client.submit([spec(slow_model, max_tokens=100_000, timeout=2.0)])
+    q.wait_tokens(job_id)  # the slow model needs ~30 s to fill its context: 2 s end it first
     q.wait_state(job_id, "failed")
     job = q.client.get(job_id)
-    assert job.error == "timed out after 1 s"
+    assert job.error == "timed out after 2 s"
     assert job.output
 
 
