@@ -191,15 +191,7 @@ class DetailPane(QWidget):
         self.params.setVerticalSpacing(3)
         params = QWidget()
         params.setLayout(self.params)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.prompt)
-        splitter.addWidget(params)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(0, 6, 0, 0)
-        layout.addWidget(splitter)
-        return tab
+        return _split_tab(tab, Qt.Orientation.Vertical, (self.prompt, 3), (params, 2))
 
     def _build_attempts_tab(self) -> QWidget:
         tab = QWidget()
@@ -214,15 +206,7 @@ class DetailPane(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.attempt_error)
         column.addWidget(self.attempt_output, 1)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.attempts)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 3)
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(0, 6, 0, 0)
-        layout.addWidget(splitter)
-        return tab
+        return _split_tab(tab, Qt.Orientation.Horizontal, (self.attempts, 1), (right, 3))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -380,3 +364,15 @@ class DetailPane(QWidget):
 
 def _int(value: object) -> int:
     return int(value) if isinstance(value, int | float) else 0
+
+
+def _split_tab(tab: QWidget, orientation: Qt.Orientation, *parts: tuple[QWidget, int]) -> QWidget:
+    """Fill `tab` with a splitter holding `parts` (widget, stretch factor)."""
+    splitter = QSplitter(orientation)
+    for index, (widget, stretch) in enumerate(parts):
+        splitter.addWidget(widget)
+        splitter.setStretchFactor(index, stretch)
+    layout = QVBoxLayout(tab)
+    layout.setContentsMargins(0, 6, 0, 0)
+    layout.addWidget(splitter)
+    return tab
