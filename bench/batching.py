@@ -11,7 +11,8 @@ from typing import Any
 import llama_cpp
 
 from bench import native
-from bench.common import emit, percentile, temp_queue
+from bench.common import emit, percentile
+from tests.harness import temp_queue
 from worker.batchcontext import BatchContext
 from worker.batching import BatchEngine
 from worker.engine import LoadOptions, StopSignal

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
-
-from tests.harness import Queue, start_queue
 
 REPO = Path(__file__).resolve().parents[1]
 STORIES = REPO.parent / "shared" / "models" / "stories260K.gguf"
@@ -56,20 +51,6 @@ def machine() -> dict[str, Any]:
         "llama_cpp_python": llama_cpp.__version__,
         "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
     }
-
-
-@contextmanager
-def temp_queue(workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Queue]:
-    """A fresh bundled server in a temporary home with `workers` real workers."""
-    home = Path(tempfile.mkdtemp(prefix="psb-", dir="/tmp"))
-    queue = start_queue(home, **(env or {}))
-    try:
-        for _ in range(workers):
-            queue.start_worker()
-        yield queue
-    finally:
-        queue.close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:

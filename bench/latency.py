@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import emit, summary, temp_queue
+from bench.common import emit, summary
+from tests.harness import temp_queue
 from worker.jobs import JobState
 from worker.spec import JobSpec
 

@@ -15,9 +15,7 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import qasync
 from desktop.app import make_application
 from desktop.controller import Controller
 from desktop.stallmeter import StallMeter
-from tests.harness import Queue, start_queue
+from tests.harness import Queue, temp_queue
 from tests.tinymodel import write_tiny_llama
 from worker.jobs import JobState
 from worker.ledger import Ledger
@@ -108,12 +106,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000, help="finished jobs in the table")
     parser.add_argument("--tokens", type=int, default=3000, help="tokens each job generates")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="ps-b-", dir="/tmp"))
-    os.environ["PROMPTSPOOL_HOME"] = str(home)
-    app = make_application()
-    queue = start_queue(home, PROMPTSPOOL_N_CTX="4096")
-    try:
-        model = write_tiny_llama(home / "slow.gguf", hidden=256, layers=4, heads=4, ffn=512)
+    with temp_queue(workers=0, env={"PROMPTSPOOL_N_CTX": "4096"}, prefix="ps-b-") as queue:
+        os.environ["PROMPTSPOOL_HOME"] = str(queue.home)
+        app = make_application()
+        model = write_tiny_llama(queue.home / "slow.gguf", hidden=256, layers=4, heads=4, ffn=512)
         for _ in range(4):
             queue.start_worker()
         finished_jobs(queue, model, args.jobs)
@@ -122,12 +118,6 @@ def main() -> None:
         with loop:
             result = loop.run_until_complete(measure(queue, model, args.tokens))
         print(json.dumps(result))
-    finally:
-        try:
-            queue.close()
-        finally:
-            queue.server.stop()  # idempotent: never leave the server behind
-            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

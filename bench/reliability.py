@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import emit, summary, temp_queue
-from tests.harness import wait_until
+from bench.common import emit, summary
+from tests.harness import temp_queue, wait_until
 from tests.tinymodel import write_tiny_llama
 from worker.jobs import JobState
 from worker.spec import JobSpec

@@ -8,7 +8,8 @@ from typing import Any
 
 import llama_cpp
 
-from bench.common import emit, temp_queue
+from bench.common import emit
+from tests.harness import temp_queue
 from worker.spec import JobSpec
 
 PROMPT = "Once upon a time"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from desktop.app import make_application
 from desktop.controller import Controller
 from desktop.settingsdialog import SettingsDialog
 from desktop.theme import dark_palette
-from tests.harness import Queue, start_queue
+from tests.harness import Queue, temp_queue
 from worker.jobs import JobState
 from worker.spec import JobSpec
 
@@ -172,22 +170,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="ps-s-", dir="/tmp"))
-    os.environ["PROMPTSPOOL_HOME"] = str(home)
-    app = make_application()
-    queue = start_queue(home, PROMPTSPOOL_N_CTX="2048")
-    try:
-        queue.start_worker()
+    with temp_queue(env={"PROMPTSPOOL_N_CTX": "2048"}, prefix="ps-s-") as queue:
+        os.environ["PROMPTSPOOL_HOME"] = str(queue.home)
+        app = make_application()
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
         with loop:
-            loop.run_until_complete(scene(app, queue, args.out, home))
-    finally:
-        try:
-            queue.close()
-        finally:
-            queue.server.stop()  # idempotent: never leave the server behind
-            shutil.rmtree(home, ignore_errors=True)
+            loop.run_until_complete(scene(app, queue, args.out, queue.home))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,17 +144,20 @@ class Queue:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        for handle in self.workers:
-            if handle.process.poll() is None:
-                handle.process.terminate()
-                try:
-                    handle.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    handle.process.kill()
-                    handle.process.wait(10)
-        if self._client is not None:
-            self._client.close()
-        self.server.stop()
+        """Stop the workers, then the server: the server is stopped whatever went wrong."""
+        try:
+            for handle in self.workers:
+                if handle.process.poll() is None:
+                    handle.process.terminate()
+                    try:
+                        handle.process.wait(20)
+                    except subprocess.TimeoutExpired:
+                        handle.process.kill()
+                        handle.process.wait(10)
+            if self._client is not None:
+                self._client.close()
+        finally:
+            self.server.stop()
 
 
 def start_queue(home: Path, **settings_env: str) -> Queue:
@@ -165,6 +171,24 @@ def start_queue(home: Path, **settings_env: str) -> Queue:
     address = QueueAddress.from_url(info.celery_url())
     env["PROMPTSPOOL_REDIS_URL"] = address.celery_url
     return Queue(home, settings, server, address, env)
+
+
+@contextmanager
+def temp_queue(
+    workers: int = 1, env: dict[str, str] | None = None, prefix: str = "psb-"
+) -> Iterator[Queue]:
+    """A fresh bundled server in a temporary home with `workers` real workers; all removed."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        queue = start_queue(home, **(env or {}))
+        try:
+            for _ in range(workers):
+                queue.start_worker()
+            yield queue
+        finally:
+            queue.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
