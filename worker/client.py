@@ -14,7 +14,7 @@ from celery import Celery
 from worker import keys
 from worker.celery_app import create_app, send_job
 from worker.connection import QueueAddress
-from worker.events import GLOBAL_MAXLEN, Event, read_events
+from worker.events import Event, announce, read_events
 from worker.jobs import Job, JobState
 from worker.ledger import Ledger
 from worker.redisio import as_text, is_queue_outage, last_stream_id
@@ -156,8 +156,7 @@ class JobClient:
 
     def _announce_queue(self, state: str) -> None:
         """A {"type": "queue", "state": "paused"|"resumed"} event on the global stream."""
-        event = json.dumps({"type": "queue", "state": state, "t": time.time()})
-        self.redis.xadd(keys.GLOBAL_EVENTS, {"d": event}, maxlen=GLOBAL_MAXLEN, approximate=True)
+        announce(self.redis, {"type": "queue", "state": state})
 
     def workers(self) -> builtins.list[dict[str, Any]]:
         """Live workers, from their heartbeats."""

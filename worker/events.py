@@ -17,6 +17,12 @@ from worker.redisio import as_text
 GLOBAL_MAXLEN = 100_000
 
 
+def announce(client: redis.Redis, event: dict[str, Any]) -> None:
+    """Put one event (worker or queue news, stamped now) on the global stream."""
+    payload = json.dumps({**event, "t": time.time()})
+    client.xadd(keys.GLOBAL_EVENTS, {"d": payload}, maxlen=GLOBAL_MAXLEN, approximate=True)
+
+
 @dataclass(frozen=True)
 class Event:
     """One stream entry: its id (for resuming) and its decoded payload."""

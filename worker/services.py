@@ -16,6 +16,7 @@ import redis
 
 from worker import keys
 from worker.celery_app import broker_queue_keys
+from worker.events import announce
 from worker.jobs import Job, JobState
 from worker.ledger import Ledger
 from worker.redisio import as_text
@@ -120,10 +121,7 @@ class WorkerServices:
 
     def _announce(self, state: str) -> None:
         """A worker event on the global stream: the app and `serve` wait for these."""
-        event = {"type": "worker", "state": state, "worker": self.worker_id, "t": time.time()}
-        self.redis.xadd(
-            keys.GLOBAL_EVENTS, {"d": json.dumps(event)}, maxlen=100_000, approximate=True
-        )
+        announce(self.redis, {"type": "worker", "state": state, "worker": self.worker_id})
 
     # --- heartbeat --------------------------------------------------------------------
 
