@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,39 @@ def test_context_applies_chat_template_and_reports_gpu(chat_model: Path) -> None
             assert not ctx.gpu.active and "CPU" in ctx.gpu.reason
     finally:
         ctx.close()
+
+
+def test_text_reaches_the_caller_coalesced_at_most_once_per_interval(tiny_model: Path) -> None:
+    """The first token's text at once, the rest gathered until the interval or the end."""
+    [spec] = specs(tiny_model, 1, max_tokens=64)
+    paced = BatchEngine(OPTIONS, 1, text_interval=60.0)  # the job ends long before 60 s
+    calls: list[tuple[str, int, float, float]] = []
+
+    def on_text(text: str, *, done: int, at: float, **_: Any) -> bool:
+        calls.append((text, done, at, time.time()))
+        return False
+
+    try:
+        result: GenerationResult = paced.submit(spec, stop()).wait(None, on_text)
+    finally:
+        paced.close()
+    assert [done for _, done, _, _ in calls] == [1, 64]
+    assert all(produced <= delivered for _, _, produced, delivered in calls)
+    assert "".join(text for text, *_ in calls) == result.text == alone(spec).text
+
+
+def test_stats_count_the_steps_tokens_and_prompts(
+    engines: Callable[..., BatchEngine], tiny_model: Path
+) -> None:
+    engine = engines(4)
+    jobs = specs(tiny_model, 4, max_tokens=20)
+    before = engine.stats.as_dict()
+    tickets = [engine.submit(spec, stop()) for spec in jobs]
+    results = [play(ticket) for ticket in tickets]
+    window = engine.stats.since(before)
+    # Each job's first token comes from its prompt; the other 19 from generation steps.
+    assert window["tokens"] == sum(r.completion_tokens - 1 for r in results) == 4 * 19
+    assert window["prompt_tokens"] == sum(r.prompt_tokens for r in results)
+    assert 19 <= window["steps"] <= 4 * 19
+    assert window["decode_s"] > 0 and window["host_s"] > 0
+    assert window["tokens_per_step"] == round(window["tokens"] / window["steps"], 2)

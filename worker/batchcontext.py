@@ -40,6 +40,15 @@ def flash_attn_type(options: LoadOptions) -> int:
     return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
 
 
+def thread_counts(options: LoadOptions) -> tuple[int, int]:
+    """CPU threads for generating and for reading prompts: options.n_threads for both, else
+    half the cores for generation (memory-bound) and all of them for prompts."""
+    if options.n_threads:
+        return options.n_threads, options.n_threads
+    cores = multiprocessing.cpu_count()
+    return max(cores // 2, 1), cores
+
+
 class BatchContext:
     """A model, its context (n_seq_max = slots, one KV stream of n_ctx tokens per slot) and a
     reusable llama_batch. Used by one thread at a time; `close()` frees all of it now.
@@ -63,8 +72,7 @@ class BatchContext:
             cparams.n_ubatch = min(cparams.n_batch, 512)
             cparams.n_seq_max = slots
             cparams.kv_unified = False
-            self.n_threads = options.n_threads or max(multiprocessing.cpu_count() // 2, 1)
-            self.n_threads_batch = options.n_threads or multiprocessing.cpu_count()
+            self.n_threads, self.n_threads_batch = thread_counts(options)
             cparams.n_threads = self.n_threads
             cparams.n_threads_batch = self.n_threads_batch
             cparams.flash_attn_type = flash_attn_type(options)
@@ -132,7 +140,8 @@ class BatchContext:
         return i
 
     def decode(self, reading_prompt: bool) -> int:
-        """Run the batch built since the last decode; llama_decode's return code.
+        """Run the batch built since the last decode and wait for its results (on a GPU,
+        llama_decode returns before the kernels finish); llama_decode's return code.
 
         llama.cpp gives any batch of more than one token its prompt thread count; a step
         that only generates (one token per job) runs with the generation thread count.
@@ -143,7 +152,9 @@ class BatchContext:
             llama_cpp.llama_set_n_threads(self.ctx, self.n_threads, batch_threads)
         self._batch.n_tokens = self.size
         self.size = 0
-        return int(llama_cpp.llama_decode(self.ctx, self._batch))
+        rc = int(llama_cpp.llama_decode(self.ctx, self._batch))
+        llama_cpp.llama_synchronize(self.ctx)  # releases the GIL while it waits
+        return rc
 
     def set_abort(self, callback: Any | None) -> None:
         """Install a ggml_abort_callback for the next decodes (None removes it)."""

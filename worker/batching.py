@@ -23,6 +23,7 @@ from typing import Any
 import llama_cpp
 
 from worker.batchcontext import BatchContext
+from worker.batchstats import BatchStats
 from worker.engine import (
     Cancelled,
     EngineError,
@@ -39,7 +40,7 @@ from worker.engine import (
 from worker.sampling import SamplerChain, SamplerPool, job_seed
 from worker.spec import JobSpec, check_model_file
 from worker.textstream import TextAssembler
-from worker.tickets import DONE, FAILED, PROGRESS, TEXT, StepInfo, Ticket
+from worker.tickets import DONE, FAILED, PROGRESS, StepInfo, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +76,23 @@ class BatchEngine:
     """
 
     def __init__(
-        self, options: LoadOptions, slots: int = 1, sampling_threads: int | None = None
+        self,
+        options: LoadOptions,
+        slots: int = 1,
+        sampling_threads: int | None = None,
+        text_interval: float = 0.0,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.options = options
         self.slots = slots
+        self.text_interval = text_interval  # a job's text reaches on_text at most this often
         if sampling_threads is None:  # the cores are idle while sampling: use a few
             sampling_threads = min(4, (os.cpu_count() or 1) // 4) if slots >= 8 else 0
         self._sampler_pool = SamplerPool(sampling_threads) if sampling_threads > 1 else None
         self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded yet")
         self.on_step: Callable[[StepInfo], None] | None = None
+        self.stats = BatchStats()  # written by the loop thread only
         self._cond = threading.Condition()
         self._waiting: list[Ticket] = []
         self._active: list[_Sequence] = []
@@ -125,7 +132,8 @@ class BatchEngine:
 
     def submit(self, spec: JobSpec, stop: StopSignal) -> Ticket:
         """Queue a job and return at once; the caller must then `wait()` on the ticket."""
-        ticket = Ticket(spec, check_model_file(spec.model), self.options, stop)
+        path = check_model_file(spec.model)
+        ticket = Ticket(spec, path, self.options, stop, self.text_interval)
         self._enqueue(ticket)
         return ticket
 
@@ -332,6 +340,7 @@ class BatchEngine:
         another order.) It costs a lone job on a tiny model ~40 % of its speed; on a GPU,
         where it would not make batches of more than 8 rows invariant, it is left out.
         """
+        began = time.perf_counter()
         pad = self.slots > 1 and not ctx.gpu.active
         fillers = self._fillers(seqs) if pad else []
         entries: list[tuple[int, _Sequence | None]] = [(seq.slot, seq) for seq in seqs]
@@ -342,13 +351,14 @@ class BatchEngine:
                 ctx.add(0, 0, slot, False)
             else:
                 seq.out = ctx.add(seq.pending or 0, seq.pos, slot, True)
+        decoding = time.perf_counter()
         rc = ctx.decode(False)
+        now = time.perf_counter()
         for slot in fillers:
             ctx.forget(slot)
         if rc != 0:
             self._decode_failed(rc, seqs)
             return ()
-        now = time.perf_counter()
         pool = self._sampler_pool
         jobs = [(seq.sampler, seq.out) for seq in seqs]
         if pool is not None and pool.worth_it(len(jobs), ctx.n_vocab):
@@ -358,6 +368,11 @@ class BatchEngine:
         for seq, token in zip(seqs, tokens, strict=True):
             seq.pos += 1
             self._emit(ctx, seq, token, now)
+        stats = self.stats
+        stats.steps += 1
+        stats.tokens += len(seqs)
+        stats.decode_s += now - decoding
+        stats.host_s += time.perf_counter() - began - (now - decoding)
         return tuple(seq.ticket.id for seq in seqs)
 
     def _fillers(self, seqs: list[_Sequence]) -> list[int]:
@@ -388,11 +403,14 @@ class BatchEngine:
         seq.out = ctx.add(tokens[end - 1], end - 1, slot, end == len(tokens))
         self._reading = seq  # worth interrupting: long, unlike a generation step
         ctx.set_abort(self._abort_cb)
+        began = time.perf_counter()
         try:
             rc = ctx.decode(True)
         finally:
             ctx.set_abort(None)
             self._reading = None
+        self.stats.prompt_s += time.perf_counter() - began
+        self.stats.prompt_tokens += take
         if rc != 0:
             self._decode_failed(rc, [seq])
             return
@@ -428,7 +446,7 @@ class BatchEngine:
         if text:
             seq.pieces.append(text)
         eta = (seq.max_tokens - seq.done) / tps if tps else None
-        seq.ticket.post(TEXT, text, (seq.done, seq.max_tokens, tps, eta))
+        seq.ticket.post_text(text, seq.done, seq.max_tokens, tps, eta)
         if seq.assembler.stopped:
             self._end(seq, None, "stop")
         elif seq.done >= seq.max_tokens:
@@ -450,6 +468,6 @@ class BatchEngine:
         tail = seq.assembler.finish()
         if tail:
             seq.pieces.append(tail)
-            ticket.post(TEXT, tail, (seq.done, seq.max_tokens, seq.tps, 0.0))
+            ticket.post_text(tail, seq.done, seq.max_tokens, seq.tps, 0.0)
         result = GenerationResult("".join(seq.pieces), len(seq.tokens), seq.done, seq.tps, finish)
         ticket.post(DONE, result)

@@ -84,7 +84,8 @@ class GenerationResult:
     finish_reason: str  # "stop" (end token or stop string), "length", "context"
 
 
-# Callbacks: progress(phase, done, total, tps, eta) and text(chunk, done, total, tps, eta).
+# Callbacks: progress(phase, done, total, tps, eta) and text(chunk, done, total, tps, eta, at),
+# where `at` (optional) is the wall time the chunk's first token was produced.
 ProgressFn = Callable[..., None]
 TextFn = Callable[..., bool]
 
@@ -119,6 +120,7 @@ class JobEngine(Protocol):
     """What JobRunner needs: `Engine` (one job at a time) and `BatchEngine` (several) offer it."""
 
     gpu: GpuStatus
+    text_interval: float  # a job's text reaches on_text at most this often (0: every token)
 
     @property
     def model_path(self) -> Path | None: ...
@@ -134,6 +136,8 @@ class JobEngine(Protocol):
 
 class Engine:
     """One model per process, loaded lazily and kept until a job needs another."""
+
+    text_interval = 0.0  # on_text gets every token
 
     def __init__(self, options: LoadOptions) -> None:
         self.options = options

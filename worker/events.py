@@ -122,11 +122,12 @@ class StreamPublisher:
             pipe.execute()
         self._last_progress = time.monotonic()
 
-    def add(self, text: str, **stats: Any) -> bool:
-        """Queue text (may be empty) with the latest stats; flushes when due. True: cancel."""
+    def add(self, text: str, at: float | None = None, **stats: Any) -> bool:
+        """Queue text (may be empty, produced at wall time `at`, default now) with the latest
+        stats; flushes when due. True: the job is to be cancelled."""
         if text:
             if not self._pending:
-                self._first_at = time.time()
+                self._first_at = at if at is not None else time.time()
             self._pending.append(text)
         self._stats = {"type": "progress", "phase": "generating", **stats}
         if time.monotonic() - self._last_flush >= self.flush_s:
@@ -134,13 +135,19 @@ class StreamPublisher:
         return self.cancel_seen
 
     def flush(self) -> bool:
-        """Write what is pending now. Returns whether the job's cancel flag is set."""
+        """Write what is pending now. Returns whether the job's cancel flag is set.
+
+        The text goes out at once (output and job stream); the live counts on the job's
+        hash, the global progress event and the cancel-flag read (a backstop: the worker's
+        cancel listener stops the job first) only every `progress_s`.
+        """
         text = "".join(self._pending)
         data = text.encode()
         self._pending.clear()
         stamp = time.monotonic()
         self._last_flush = stamp
         job_key = keys.job(self.job_id)
+        checked = False
         with self.redis.pipeline(transaction=False) as pipe:
             if text:
                 # SETRANGE at the known offset, not APPEND: if the server dies after storing
@@ -150,16 +157,17 @@ class StreamPublisher:
                 event = {**self._stats, "type": "tokens", "text": text,
                          "t0": self._first_at, "t": time.time()}  # fmt: skip
                 self._xadd(pipe, keys.events(self.job_id), event)
-            if self._stats:
+            if self._stats and stamp - self._last_progress >= self.progress_s:
+                self._last_progress = stamp
                 mapping: Any = {"completion_tokens": self._stats.get("done", 0)}
                 if self._stats.get("tps") is not None:
                     mapping["tokens_per_second"] = self._stats["tps"]
                 pipe.hset(job_key, mapping=mapping)
-                if stamp - self._last_progress >= self.progress_s:
-                    self._last_progress = stamp
-                    self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
-            pipe.hget(job_key, "cancel")
-            results = pipe.execute()
+                self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
+                pipe.hget(job_key, "cancel")
+                checked = True
+            results = pipe.execute() if len(pipe) else []
         self._offset += len(data)
-        self.cancel_seen = self.cancel_seen or bool(results[-1])
+        if checked:
+            self.cancel_seen = self.cancel_seen or bool(results[-1])
         return self.cancel_seen

@@ -78,9 +78,9 @@ class JobRunner:
         stop = _ShutdownAwareStop(
             event, time.monotonic() + timeout, f"timed out after {timeout:g} s", self.shutting_down
         )
-        publisher = StreamPublisher(
-            self.client, job_id, attempt, flush_s=self.settings.stream_flush_ms / 1000
-        )
+        # An engine that paces its text already gets it here once per interval.
+        flush_s = 0.0 if self.engine.text_interval else self.settings.stream_flush_ms / 1000
+        publisher = StreamPublisher(self.client, job_id, attempt, flush_s=flush_s)
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
 
@@ -93,10 +93,11 @@ class JobRunner:
             publisher.progress(phase, done=done, total=total, **extra)
 
         def on_text(
-            text: str, *, done: int, total: int, tps: float | None, eta: float | None
-        ) -> bool:
+            text: str, *, done: int, total: int, tps: float | None, eta: float | None,
+            at: float | None = None,
+        ) -> bool:  # fmt: skip
             stats["completion_tokens"], stats["tps"] = done, tps
-            return publisher.add(text, done=done, total=total, tps=tps, eta=eta)
+            return publisher.add(text, at=at, done=done, total=total, tps=tps, eta=eta)
 
         try:
             publisher.progress("loading", done=0, total=1, model=spec.model)

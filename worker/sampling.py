@@ -20,6 +20,30 @@ PENALTY_LAST_N = 64
 NATIVE_PENALTY_MAX_VOCAB = 4096
 
 
+def _holding_gil(name: str, argtypes: list[Any], restype: Any) -> Any:
+    """libllama's function `name`, called without releasing the GIL.
+
+    ctypes releases the GIL around every foreign call; when the call is short (a sampler
+    chain on a small vocabulary takes a few microseconds) the caller then waits to get it
+    back behind whatever thread took it meanwhile, once per job per step.
+    """
+    lib = llama_cpp.llama_cpp._lib
+    function = ctypes.PyDLL(lib._name, handle=lib._handle)[name]
+    function.argtypes = argtypes
+    function.restype = restype
+    return function
+
+
+# Only for logits that are ready: the caller has waited for the decode (llama_synchronize,
+# which releases the GIL), so that no thread waits for a GPU while holding the GIL.
+_sample_holding_gil = _holding_gil(
+    "llama_sampler_sample", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32], ctypes.c_int32
+)
+_logits_holding_gil = _holding_gil(
+    "llama_get_logits_ith", [ctypes.c_void_p, ctypes.c_int32], ctypes.POINTER(ctypes.c_float)
+)
+
+
 def job_seed(spec: JobSpec) -> int:
     """The job's seed, or a fresh random one when it has none."""
     return spec.seed if spec.seed is not None else random.randrange(2**32)
@@ -75,13 +99,18 @@ class SamplerChain:
     def _add(self, sampler: int) -> None:
         llama_cpp.llama_sampler_chain_add(self._chain, sampler)  # the chain owns it now
 
-    def sample(self, ctx: int, index: int) -> int:
-        """Sample from the logits of batch entry `index`; the token then counts as recent."""
+    def sample(self, ctx: int, index: int, release_gil: bool = False) -> int:
+        """Sample from the logits of batch entry `index`; the token then counts as recent.
+
+        The decode must be finished (llama_synchronize). The GIL is kept unless
+        `release_gil` (for sampling on several threads at once).
+        """
+        sample = llama_cpp.llama_sampler_sample if release_gil else _sample_holding_gil
         if self._penalty == 1.0:
-            return int(llama_cpp.llama_sampler_sample(self._chain, ctx, index))
+            return int(sample(self._chain, ctx, index))
         if self._counts:
-            self._penalize(llama_cpp.llama_get_logits_ith(ctx, index))
-        token = int(llama_cpp.llama_sampler_sample(self._chain, ctx, index))
+            self._penalize(_logits_holding_gil(ctx, index))
+        token = int(sample(self._chain, ctx, index))
         self._remember(token)
         return token
 
@@ -119,7 +148,7 @@ class SamplerChain:
 
 
 def _sample_all(ctx: int, jobs: list[tuple[SamplerChain, int]]) -> list[int]:
-    return [sampler.sample(ctx, index) for sampler, index in jobs]
+    return [sampler.sample(ctx, index, release_gil=True) for sampler, index in jobs]
 
 
 class SamplerPool:
@@ -140,10 +169,9 @@ class SamplerPool:
 
     def sample(self, ctx: int, jobs: list[tuple[SamplerChain, int]]) -> list[int]:
         """Each (sampler, batch index) pair's token, in order."""
-        # Wait for the decode and put its outputs in batch order now, on this thread:
-        # afterwards the sampling threads only read the logits (each its own rows).
-        llama_cpp.llama_synchronize(ctx)
-        llama_cpp.llama_get_logits_ith(ctx, jobs[0][1])
+        # The decode has finished (BatchContext.decode waits for it). Put its outputs in
+        # batch order now, on this thread: then the sampling threads only read the logits.
+        _logits_holding_gil(ctx, jobs[0][1])
         parts = [jobs[i :: self.threads] for i in range(self.threads)]
         results = [self._pool.submit(_sample_all, ctx, part) for part in parts if part]
         tokens = [0] * len(jobs)

@@ -38,7 +38,11 @@ class WorkerRuntime:
         s = settings
         self.slots = parallel_jobs(s.parallel_jobs, s.model, s.n_ctx, s.n_gpu_layers)
         self.app.conf.worker_concurrency = self.slots
-        self.engine = BatchEngine(JobRunner.load_options_for(settings), self.slots)
+        self.engine = BatchEngine(
+            JobRunner.load_options_for(settings),
+            self.slots,
+            text_interval=settings.stream_flush_ms / 1000,  # each job's text, once per flush
+        )
         self.services = WorkerServices(
             self.client,
             self.worker_id,
@@ -92,6 +96,7 @@ class WorkerRuntime:
             "job": self._current[0] if self._current else None,
             "jobs": list(self._current),
             "slots": self.slots,
+            "batch": self.engine.stats.as_dict(),
             "gpu": asdict(self.engine.gpu) | {"active": self.engine.gpu.active},
         }
 
