@@ -10,6 +10,7 @@ import llama_cpp
 
 from bench.common import emit
 from tests.harness import temp_queue
+from worker.engine import LoadOptions, thread_counts
 from worker.spec import JobSpec
 
 PROMPT = "Once upon a time"
@@ -20,7 +21,15 @@ SAMPLING: dict[str, Any] = {
 
 def raw_generate(model: Path, seeds: list[int], max_tokens: int, n_ctx: int) -> tuple[int, float]:
     """Tokens and seconds of decoding with Llama.generate (timed from the first token on)."""
-    llm = llama_cpp.Llama(str(model), n_ctx=n_ctx, n_batch=512, verbose=False)
+    threads, threads_batch = thread_counts(LoadOptions())  # the worker's, for a fair match
+    llm = llama_cpp.Llama(
+        str(model),
+        n_ctx=n_ctx,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads_batch,
+        verbose=False,
+    )
     vocab = llm._model.vocab
     total_tokens, total_s = 0, 0.0
     try:

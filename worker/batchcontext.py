@@ -5,14 +5,19 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp import _internals
 
-from worker.engine import GpuStatus, LoadOptions, gpu_offload_supported, gpu_status
+from worker.engine import (
+    GpuStatus,
+    LoadOptions,
+    gpu_offload_supported,
+    gpu_status,
+    thread_counts,
+)
 from worker.prompting import PromptFormatter
 from worker.spec import JobSpec
 
@@ -38,15 +43,6 @@ def flash_attn_type(options: LoadOptions) -> int:
     if options.flash_attn:
         return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
     return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-
-
-def thread_counts(options: LoadOptions) -> tuple[int, int]:
-    """CPU threads for generating and for reading prompts: options.n_threads for both, else
-    half the cores for generation (memory-bound) and all of them for prompts."""
-    if options.n_threads:
-        return options.n_threads, options.n_threads
-    cores = multiprocessing.cpu_count()
-    return max(cores // 2, 1), cores
 
 
 class BatchContext:

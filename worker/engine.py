@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import random
 import resource
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import llama_cpp
+import psutil
 
 from worker.gguffile import GgufError, GgufLayout, scan_gguf
 from worker.prompting import PromptFormatter
@@ -88,6 +90,21 @@ class GenerationResult:
 # where `at` (optional) is the wall time the chunk's first token was produced.
 ProgressFn = Callable[..., None]
 TextFn = Callable[..., bool]
+
+
+def thread_counts(options: LoadOptions) -> tuple[int, int]:
+    """CPU threads for generating and for reading prompts: options.n_threads for both, else
+    one per physical core for generation (as llama.cpp's own tools choose; more, on SMT
+    siblings, only contend for the same memory bandwidth) and every logical core for prompts.
+
+    (llama-cpp-python's default of half the logical cores leaves half of a machine
+    without SMT idle: on 2 cores, 132 instead of 222 tokens/s for a 110M-parameter Q4_K_M.)
+    """
+    if options.n_threads:
+        return options.n_threads, options.n_threads
+    logical = os.cpu_count() or 1
+    physical = psutil.cpu_count(logical=False) or max(logical // 2, 1)
+    return physical, logical
 
 
 def gpu_offload_supported() -> bool:
@@ -171,6 +188,7 @@ class Engine:
             options.n_gpu_layers,
             options.n_ctx,
         )
+        threads, threads_batch = thread_counts(options)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
@@ -178,7 +196,8 @@ class Engine:
                 n_ctx=options.n_ctx,
                 n_batch=options.n_batch,
                 n_ubatch=min(options.n_batch, 512),
-                n_threads=options.n_threads,
+                n_threads=threads,
+                n_threads_batch=threads_batch,
                 flash_attn=options.flash_attn is True,
                 verbose=False,
             )
