@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import Queue
+from tests.harness import Queue, wait_until
+from worker.spec import JobSpec
 
 CLI = [sys.executable, "-m", "worker"]
 
@@ -135,3 +137,31 @@ def test_serve_starts_runs_and_stops_cleanly(isolated_home: Path, tiny_model: Pa
             serve.wait()
         if serve.stdout is not None:
             serve.stdout.close()
+
+
+def test_workers_lists_slots_and_batch_figures(running_queue: Queue, tiny_model: Path) -> None:
+    [job_id] = running_queue.client.submit([JobSpec(prompt="hi", model=str(tiny_model),
+                                                    max_tokens=8, seed=1)])  # fmt: skip
+    running_queue.client.wait(job_id, timeout=60)
+
+    def reported() -> list[dict[str, Any]]:
+        workers: list[dict[str, Any]] = json.loads(run("workers", "--json").stdout)
+        return workers
+
+    # The figures arrive with the worker's next heartbeat.
+    wait_until(lambda: any((w.get("batch") or {}).get("steps") for w in reported()),
+               timeout=60, what="batch figures in the worker's heartbeat")  # fmt: skip
+    [worker] = reported()
+    assert worker["model"] == str(tiny_model) and worker["slots"] == 1
+    table = run("workers")
+    assert table.returncode == 0, table.stderr
+    header, line = table.stdout.splitlines()
+    assert header.split()[:4] == ["WORKER", "HOST", "SLOTS", "JOBS"]
+    assert line.split()[0] == worker["id"] and line.endswith("tiny.gguf")
+    assert "ms" in line  # decode and host time per step
+
+
+def test_workers_without_any_worker(queue: Queue) -> None:
+    listed = run("workers")
+    assert listed.returncode == 0, listed.stderr
+    assert "no worker is running" in listed.stdout

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one job in full")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("workers", help="the live workers: model, slots, jobs, batch figures")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("watch", help="print a job's text as it streams")
     p.add_argument("id")
     for name, text in (("cancel", "cancel a job"), ("retry", "queue a finished job again")):
@@ -266,6 +268,34 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(settings) as client:
+        workers = client.workers()
+    if args.json:
+        print(json.dumps(workers, indent=2))
+        return EXIT_OK
+    if not workers:
+        print("no worker is running (start one with `promptspool serve` or `worker`)")
+        return EXIT_OK
+    row = "{:<22}  {:<12}  {:>5}  {:>4}  {:<4}  {:>9}  {:>8}  {:>8}  {}"
+    print(row.format("WORKER", "HOST", "SLOTS", "JOBS", "GPU", "TOK/STEP", "DECODE", "HOST",
+                     "MODEL"))  # fmt: skip
+    for w in workers:
+        batch = w.get("batch") or {}
+        steps = batch.get("steps") or 0
+        # Means over the worker's generation steps so far: tokens, llama_decode, the rest.
+        tokens, decode, host = (
+            (f"{batch['tokens'] / steps:.1f}", f"{batch['decode_s'] * 1000 / steps:.2f}ms",
+             f"{batch['host_s'] * 1000 / steps:.2f}ms")
+            if steps else ("-", "-", "-")
+        )  # fmt: skip
+        model = Path(w["model"]).name if w.get("model") else "-"
+        gpu = "yes" if (w.get("gpu") or {}).get("active") else "no"
+        print(row.format(w.get("id", "?"), w.get("host", "?"), w.get("slots", "?"),
+                         len(w.get("jobs") or []), gpu, tokens, decode, host, model))  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with _client(settings) as client:
         job = client.get(args.id)
@@ -364,6 +394,7 @@ COMMANDS = {
     "submit": cmd_submit,
     "list": cmd_list,
     "show": cmd_show,
+    "workers": cmd_workers,
     "watch": cmd_watch,
     "cancel": cmd_cancel,
     "retry": cmd_retry,
