@@ -15,7 +15,7 @@ from bench.common import emit, percentile
 from tests.harness import temp_queue
 from worker.batchcontext import BatchContext
 from worker.batching import BatchEngine
-from worker.engine import LoadOptions, StopSignal
+from worker.engine import LoadOptions, StopSignal, thread_counts
 from worker.events import read_events
 from worker.keys import events as events_key
 from worker.spec import JobSpec
@@ -34,9 +34,11 @@ def _raw_generate(
     model: Path, spec: JobSpec, n_ctx: int, flash_attn: bool
 ) -> tuple[str, int, float]:
     """Llama.generate from a fresh model: (text, tokens, seconds from the first token on)."""
+    threads, threads_batch = thread_counts(LoadOptions())  # the engine's, for a fair match
     llm = llama_cpp.Llama(
-        str(model), n_ctx=n_ctx, n_batch=512, n_gpu_layers=-1, flash_attn=flash_attn, verbose=False
-    )
+        str(model), n_ctx=n_ctx, n_batch=512, n_gpu_layers=-1, flash_attn=flash_attn,
+        n_threads=threads, n_threads_batch=threads_batch, verbose=False,
+    )  # fmt: skip
     vocab = llm._model.vocab
     tokens: list[int] = []
     started = 0.0
@@ -89,7 +91,7 @@ def single_stream(
             raw_tokens, raw_s = raw_tokens + count, raw_s + seconds
             same = same and text == result.text
     ours_tps, raw_tps = ours_tokens / ours_s, raw_tokens / raw_s
-    tg128 = native.tg128(model) if gpu else None
+    tg128 = native.tg128(model, thread_counts(options)[0], native.flash_setting(options))
     return emit("single_stream", {
         "model": model.name, "gpu": gpu, "flash_attn": flash, "jobs": seeds * rounds,
         "tokens": ours_tokens, "same_text_as_llama_generate": same,
@@ -170,15 +172,47 @@ def queued_jobs(model: Path, jobs: int, slots: int, max_tokens: int = 128) -> di
     }
 
 
+def engine_steps(model: Path, jobs: int, max_tokens: int = 128) -> dict[str, Any]:
+    """`jobs` jobs on a BatchEngine alone (no queue): where its generation steps' time went."""
+    engine = BatchEngine(LoadOptions(n_ctx=512, n_batch=512), jobs)
+    try:
+        engine.ensure_model(model)
+        before = engine.stats.as_dict()
+        tickets = [
+            engine.submit(JobSpec(prompt=STORY, model=str(model), max_tokens=max_tokens, seed=i),
+                          StopSignal(threading.Event()))
+            for i in range(1, jobs + 1)
+        ]  # fmt: skip
+        waiters = [threading.Thread(target=ticket.wait) for ticket in tickets]
+        for waiter in waiters:
+            waiter.start()
+        for waiter in waiters:
+            waiter.join()
+        window = engine.stats.since(before)
+    finally:
+        engine.close()
+    busy = window["decode_s"] + window["host_s"]
+    return {
+        "engine_tokens_per_s": round(window["tokens"] / busy, 1),
+        "engine_decode_ms_per_step": window["decode_ms_per_step"],
+        "engine_host_ms_per_step": window["host_ms_per_step"],
+    }
+
+
 def aggregate(model: Path, counts: tuple[int, ...] = (1, 8, 32)) -> list[dict[str, Any]]:
-    """For 1, 8, 32 queued jobs: one batch slot per job vs one slot, and raw batched decoding."""
+    """For 1, 8, 32 queued jobs: one batch slot per job vs one slot, and raw batched decoding;
+    the engine alone, and llama-batched-bench when it is at hand."""
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    batched_bench = native.batched_tg(model, list(counts)) if gpu else {}
+    options = LoadOptions(n_ctx=512, n_batch=512)  # what queued_jobs' workers load
+    batched_bench = native.batched_tg(
+        model, list(counts), thread_counts(options), native.flash_setting(options)
+    )
     records = []
     for jobs in counts:
         batched = queued_jobs(model, jobs, slots=jobs)
         serial = queued_jobs(model, jobs, slots=1) if jobs > 1 else batched
         raw = raw_batched_decode(model, jobs)
+        alone = engine_steps(model, jobs)
         native_tg = batched_bench.get(jobs)
         records.append(emit("queued_jobs", {
             "model": model.name, "gpu": gpu, "jobs": jobs, "slots": jobs, **batched,
@@ -190,6 +224,7 @@ def aggregate(model: Path, counts: tuple[int, ...] = (1, 8, 32)) -> list[dict[st
             ),
             "raw_batched_decode_tokens_per_s": round(raw, 1),
             "ratio_vs_raw_batched_decode": round(batched["generation_tokens_per_s"] / raw, 4),
+            **alone,
             "llama_batched_bench_tg": native_tg,
             "ratio_vs_llama_batched_bench": (
                 round(batched["generation_tokens_per_s"] / native_tg, 4) if native_tg else None
