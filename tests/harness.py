@@ -191,6 +191,12 @@ def temp_queue(
         shutil.rmtree(home, ignore_errors=True)
 
 
+def broker_is_empty(client: redis.Redis) -> bool:
+    """No message waits in Celery's queues or is held unacknowledged by a worker."""
+    names = [n for n in client.scan_iter("promptspool*") if client.type(n) == b"list"]
+    return not any(client.llen(n) for n in names) and not client.hlen("unacked")
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     """Re-check `predicate` with a short backoff until it holds; for conditions with no event.
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Queue, wait_until
+from tests.harness import Queue, broker_is_empty, wait_until
+from worker.jobs import JobState
 from worker.spec import JobSpec
 
 CLI = [sys.executable, "-m", "worker"]
@@ -165,3 +166,18 @@ def test_workers_without_any_worker(queue: Queue) -> None:
     listed = run("workers")
     assert listed.returncode == 0, listed.stderr
     assert "no worker is running" in listed.stdout
+
+
+def test_pause_keeps_jobs_queued_until_resume(running_queue: Queue, tiny_model: Path) -> None:
+    paused = run("pause")
+    assert paused.returncode == 0 and "queue paused" in paused.stdout
+    assert "already paused" in run("pause").stdout
+    client = running_queue.client
+    [job_id] = client.submit([JobSpec(prompt="hi", model=str(tiny_model), max_tokens=4)])
+    wait_until(lambda: broker_is_empty(running_queue.redis), what="the worker took the message")
+    assert client.get(job_id).state is JobState.queued  # ... and left the job queued
+    resumed = run("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "queue resumed: 1 queued job sent to the workers"
+    assert client.wait(job_id, timeout=60).state is JobState.succeeded
+    assert run("resume").stdout.startswith("the queue was not paused")

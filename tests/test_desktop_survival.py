@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import redis
 from pytestqt.qtbot import QtBot
 
 from desktop.controller import Controller
@@ -16,7 +15,7 @@ from tests.desktop_support import (  # noqa: F401
     open_app,
     qloop_fixture,
 )
-from tests.harness import Queue
+from tests.harness import Queue, broker_is_empty
 from worker.jobs import JobState
 from worker.spec import JobSpec
 
@@ -77,12 +76,6 @@ def test_server_restart_is_shown_and_the_view_reconnects(
     assert desk.jobs.ids() == ids
     [later] = queue.client.submit([JobSpec(model=str(tiny_model), prompt="after the restart")])
     qtbot.waitUntil(lambda: desk.jobs.row_of(later) is not None, timeout=WAIT_MS)
-
-
-def broker_is_empty(client: redis.Redis) -> bool:
-    """No message waits in Celery's queues or is held unacknowledged by a worker."""
-    names = [n for n in client.scan_iter("promptspool*") if client.type(n) == b"list"]
-    return not any(client.llen(n) for n in names) and not client.hlen("unacked")
 
 
 def test_pause_and_resume_from_the_tray(

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one job in full")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    sub.add_parser("pause", help="workers take no new jobs; running ones finish")
+    sub.add_parser("resume", help="workers take queued jobs again")
     p = sub.add_parser("workers", help="the live workers: model, slots, jobs, batch figures")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("watch", help="print a job's text as it streams")
@@ -268,6 +270,26 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_pause(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(settings) as client:
+        already = client.is_paused()
+        client.pause()
+    if already:
+        print("the queue was already paused")
+    else:
+        print("queue paused: running jobs finish, queued jobs wait for `promptspool resume`")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(settings) as client:
+        was_paused = client.is_paused()
+        sent = client.resume()
+    state = "queue resumed" if was_paused else "the queue was not paused"
+    print(f"{state}: {sent} queued job{'s' if sent != 1 else ''} sent to the workers")
+    return EXIT_OK
+
+
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     with _client(settings) as client:
         workers = client.workers()
@@ -395,6 +417,8 @@ COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
     "workers": cmd_workers,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
     "watch": cmd_watch,
     "cancel": cmd_cancel,
     "retry": cmd_retry,
