@@ -21,7 +21,9 @@ build)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
   python3 -m pip install --quiet --no-deps .gpu/wheels/*.whl
   # One CMake tree for the Python bindings and llama.cpp's own benchmarks: CUDA compiles once.
-  CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TOOLS=ON \
+  # LLAVA_BUILD=OFF: with the tools on, llama.cpp adds tools/mtmd itself (the worker has no use
+  # for it), and a second add_subdirectory of it fails.
+  CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=ON \
 -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF" \
   CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
     python3 -m pip install --no-deps --no-build-isolation --force-reinstall \
