@@ -36,6 +36,7 @@ from worker.events import Event
 from worker.jobs import Job, JobState
 from worker.redisio import as_text
 from worker.runner import OUTAGE_REASON, SHUTDOWN_REASON
+from worker.serve import worker_command
 from worker.services import LOST_REASON
 from worker.spec import JobSpec
 
@@ -264,6 +265,33 @@ def test_serve_killed_then_started_again_keeps_every_job(
             assert interrupted.output, "the output of the interrupted attempt is kept"
     finally:
         second.stop()
+
+
+def test_worker_ends_when_its_supervisor_is_killed(queue: Queue, slow_model: Path) -> None:
+    """An app killed with SIGKILL leaves no worker behind; the job it ran goes back."""
+    after = last_event_id(queue.redis)
+    supervisor = subprocess.Popen(  # stands in for the app: starts a worker as the app does
+        [sys.executable, "-c", "import subprocess, sys; subprocess.Popen(sys.argv[1:]).wait()",
+         *worker_command(), "--loglevel", "WARNING"],
+        env=queue.env,
+    )  # fmt: skip
+    try:
+        ready = wait_for_event(
+            queue.redis, lambda e: e.type == "worker" and e.data.get("state") == "ready",
+            after=after, timeout=60,
+        )  # fmt: skip
+        [job_id] = queue.client.submit([spec(slow_model, max_tokens=1500)])
+        _wait_tokens(queue.client, job_id)
+        [pid] = [int(w["pid"]) for w in queue.client.workers() if w["id"] == ready.data["worker"]]
+    finally:
+        supervisor.kill()
+        supervisor.wait(10)
+    wait_pid_gone(pid)
+    job = queue.client.get(job_id)
+    assert job.state is JobState.queued  # handed back at once, not left to the reaper
+    assert job.attempts[0].error == SHUTDOWN_REASON and job.attempts[0].output
+    queue.start_worker()
+    assert succeeded_once(queue.client.wait(job_id, timeout=300))
 
 
 # --- models -----------------------------------------------------------------------------

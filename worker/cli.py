@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a worker for an existing queue")
     p.add_argument("--redis-url", help="the queue's URL (default: the bundled server)")
     p.add_argument("--loglevel", default="INFO")
+    p.add_argument(
+        "--exit-with-parent", action="store_true",
+        help="shut down when the process that started the worker dies (for supervisors)",
+    )  # fmt: skip
 
     p = sub.add_parser("submit", help="queue prompts from files, folders or --prompt")
     p.add_argument("paths", nargs="*", type=Path, metavar="FILE|DIR")
@@ -176,8 +180,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.parentwatch import exit_with_parent
     from worker.workerproc import run_worker
 
+    if args.exit_with_parent:
+        exit_with_parent()
     run_worker(settings, args.redis_url, args.loglevel)
     return EXIT_OK
 

@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def worker_command() -> list[str]:
-    """How to start a worker: a subcommand of a frozen app, else `python -m worker`."""
+    """How a supervisor starts a worker that ends with it: a subcommand of a frozen app, else
+    `python -m worker`."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, "worker"]
-    return [sys.executable, "-m", "worker", "worker"]
+        return [sys.executable, "worker", "--exit-with-parent"]
+    return [sys.executable, "-m", "worker", "worker", "--exit-with-parent"]
 
 
 class WorkerProcess:
