@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import llama_cpp
 
 REPO = Path(__file__).resolve().parents[1]
 STORIES = REPO.parent / "shared" / "models" / "stories260K.gguf"
+
+
+T = TypeVar("T")
+
+
+def in_fresh_process(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) in a new Python process; for baselines that decode on the calling thread.
+
+    llama.cpp's CPU backend runs each decode as an OpenMP parallel region, and OpenMP
+    keeps a team of threads for every thread that has used it. Once the benchmark's main
+    thread has decoded with 2 threads, a batch engine's loop thread in the same process
+    decoded 3x slower on the 2-core machine (2800 -> 870 tokens/s on stories260K), so
+    each baseline gets a process of its own and the engine measured here runs alone.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def stories_model() -> Path:

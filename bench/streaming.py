@@ -8,7 +8,7 @@ from typing import Any
 
 import llama_cpp
 
-from bench.common import emit
+from bench.common import emit, in_fresh_process
 from tests.harness import temp_queue
 from worker.engine import LoadOptions, thread_counts
 from worker.spec import JobSpec
@@ -70,7 +70,7 @@ def run(
         ]
         ids = q.client.submit(specs)
         jobs = [q.client.wait(job_id, timeout=300) for job_id in ids]
-    raw_tokens, raw_s = raw_generate(model, seed_list, max_tokens, n_ctx)
+    raw_tokens, raw_s = in_fresh_process(raw_generate, model, seed_list, max_tokens, n_ctx)
     queue_tokens = sum(job.completion_tokens for job in jobs)
     # Generation time as the worker measured it (prompt processing excluded on both sides).
     queue_s = sum(
