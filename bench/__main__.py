@@ -17,6 +17,9 @@ def main() -> None:
     model = stories_model()
     suites: dict[str, Callable[[], Any]] = {
         "streaming": lambda: streaming.run(model),
+        # The same with one decode thread: on a 2-core machine that leaves the server and
+        # the publisher a core of their own, as a larger machine always has.
+        "streaming_1t": lambda: streaming.run(model, n_threads=1),
         "submit": lambda: latency.submit_latency(model),
         "token_latency": lambda: latency.token_to_reader(model),
         "throughput": lambda: latency.tiny_job_throughput(model),

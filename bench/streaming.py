@@ -19,9 +19,11 @@ SAMPLING: dict[str, Any] = {
 }  # fmt: skip
 
 
-def raw_generate(model: Path, seeds: list[int], max_tokens: int, n_ctx: int) -> tuple[int, float]:
+def raw_generate(
+    model: Path, seeds: list[int], max_tokens: int, n_ctx: int, n_threads: int | None
+) -> tuple[int, float]:
     """Tokens and seconds of decoding with Llama.generate (timed from the first token on)."""
-    threads, threads_batch = thread_counts(LoadOptions())  # the worker's, for a fair match
+    threads, threads_batch = thread_counts(LoadOptions(n_threads=n_threads))  # the worker's
     llm = llama_cpp.Llama(
         str(model),
         n_ctx=n_ctx,
@@ -57,9 +59,17 @@ def raw_generate(model: Path, seeds: list[int], max_tokens: int, n_ctx: int) -> 
 
 
 def run(
-    model: Path, seeds: int = 12, max_tokens: int = 1000, n_ctx: int = 2048, **queue_env: str
+    model: Path,
+    seeds: int = 12,
+    max_tokens: int = 1000,
+    n_ctx: int = 2048,
+    n_threads: int | None = None,
+    **queue_env: str,
 ) -> dict[str, Any]:
+    """A queue's tokens/s ÷ Llama.generate's, both with `n_threads` (None: the default)."""
     seed_list = list(range(1, seeds + 1))
+    if n_threads is not None:
+        queue_env["PROMPTSPOOL_N_THREADS"] = str(n_threads)
     with temp_queue(env={"PROMPTSPOOL_N_CTX": str(n_ctx), **queue_env}) as q:
         # Warm the worker (model load) outside the measurement.
         [warm] = q.client.submit([JobSpec(prompt=PROMPT, model=str(model), max_tokens=4)])
@@ -70,7 +80,9 @@ def run(
         ]
         ids = q.client.submit(specs)
         jobs = [q.client.wait(job_id, timeout=300) for job_id in ids]
-    raw_tokens, raw_s = in_fresh_process(raw_generate, model, seed_list, max_tokens, n_ctx)
+    raw_tokens, raw_s = in_fresh_process(
+        raw_generate, model, seed_list, max_tokens, n_ctx, n_threads
+    )
     queue_tokens = sum(job.completion_tokens for job in jobs)
     # Generation time as the worker measured it (prompt processing excluded on both sides).
     queue_s = sum(
@@ -81,6 +93,7 @@ def run(
     queue_tps = queue_tokens / queue_s
     return emit("streaming_overhead", {
         "model": model.name,
+        "decode_threads": thread_counts(LoadOptions(n_threads=n_threads))[0],
         "jobs": len(jobs),
         "tokens_raw": raw_tokens,
         "tokens_queue": queue_tokens,
