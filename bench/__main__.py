@@ -26,6 +26,7 @@ def main() -> None:
         "cold_start": latency.serve_cold_start,
         "single_stream": lambda: batching.single_stream(model),
         "batching": lambda: batching.aggregate(model),
+        "batching_in_graph": lambda: batching.aggregate(model, backend_sampling=True),
         "fsync": lambda: reliability.fsync_policy(model),
         "endurance": reliability.endurance,
     }

@@ -165,9 +165,12 @@ def _first_token_at(queue: Any, job_id: str) -> float | None:
     return None
 
 
-def queued_jobs(model: Path, jobs: int, slots: int, max_tokens: int = 128) -> dict[str, Any]:
+def queued_jobs(
+    model: Path, jobs: int, slots: int, max_tokens: int = 128, backend_sampling: bool = False
+) -> dict[str, Any]:
     """`jobs` jobs queued at once on a worker with `slots` batch slots: tokens/s and TTFT."""
-    env = {"PROMPTSPOOL_PARALLEL_JOBS": str(slots), "PROMPTSPOOL_N_CTX": "512"}
+    env = {"PROMPTSPOOL_PARALLEL_JOBS": str(slots), "PROMPTSPOOL_N_CTX": "512",
+           "PROMPTSPOOL_BACKEND_SAMPLING": str(backend_sampling).lower()}  # fmt: skip
     with temp_queue(env=env) as q:
         [warm] = q.client.submit([JobSpec(prompt=PROMPT, model=str(model), max_tokens=4)])
         q.client.wait(warm, timeout=300)
@@ -192,9 +195,12 @@ def queued_jobs(model: Path, jobs: int, slots: int, max_tokens: int = 128) -> di
     }
 
 
-def engine_steps(model: Path, jobs: int, max_tokens: int = 128) -> dict[str, Any]:
+def engine_steps(
+    model: Path, jobs: int, max_tokens: int = 128, backend_sampling: bool = False
+) -> dict[str, Any]:
     """`jobs` jobs on a BatchEngine alone (no queue): where its generation steps' time went."""
-    engine = BatchEngine(LoadOptions(n_ctx=512, n_batch=512), jobs)
+    options = LoadOptions(n_ctx=512, n_batch=512)
+    engine = BatchEngine(options, jobs, backend_sampling=backend_sampling)
     try:
         engine.ensure_model(model)
         before = engine.stats.as_dict()
@@ -219,7 +225,9 @@ def engine_steps(model: Path, jobs: int, max_tokens: int = 128) -> dict[str, Any
     }
 
 
-def aggregate(model: Path, counts: tuple[int, ...] = (1, 8, 32)) -> list[dict[str, Any]]:
+def aggregate(
+    model: Path, counts: tuple[int, ...] = (1, 8, 32), backend_sampling: bool = False
+) -> list[dict[str, Any]]:
     """For 1, 8, 32 queued jobs: one batch slot per job vs one slot, and raw batched decoding;
     the engine alone, and llama-batched-bench when it is at hand."""
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
@@ -229,13 +237,14 @@ def aggregate(model: Path, counts: tuple[int, ...] = (1, 8, 32)) -> list[dict[st
     )
     records = []
     for jobs in counts:
-        batched = queued_jobs(model, jobs, slots=jobs)
+        batched = queued_jobs(model, jobs, slots=jobs, backend_sampling=backend_sampling)
         serial = queued_jobs(model, jobs, slots=1) if jobs > 1 else batched
         raw = in_fresh_process(raw_batched_decode, model, jobs)
-        alone = engine_steps(model, jobs)
+        alone = engine_steps(model, jobs, backend_sampling=backend_sampling)
         native_tg = batched_bench.get(jobs)
         records.append(emit("queued_jobs", {
-            "model": model.name, "gpu": gpu, "jobs": jobs, "slots": jobs, **batched,
+            "model": model.name, "gpu": gpu, "backend_sampling": backend_sampling,
+            "jobs": jobs, "slots": jobs, **batched,
             "one_slot_wall_tokens_per_s": serial["wall_tokens_per_s"],
             "one_slot_ttft_ms_p50": serial["ttft_ms_p50"],
             "one_slot_ttft_ms_p95": serial["ttft_ms_p95"],

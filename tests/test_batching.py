@@ -419,3 +419,30 @@ def test_stats_count_the_steps_tokens_and_prompts(
     assert 19 <= window["steps"] <= 4 * 19
     assert window["decode_s"] > 0 and window["host_s"] > 0
     assert window["tokens_per_step"] == round(window["tokens"] / window["steps"], 2)
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [{}, {"temperature": 0.0}, {"temperature": 1.2, "top_k": 0, "top_p": 0.9, "min_p": 0.0}],
+)
+def test_backend_sampling_writes_what_the_cpu_chain_writes(
+    stories_model: Path, sampling: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """llama.cpp's in-graph sampler chains: the same tokens, while jobs join and leave."""
+    jobs = [
+        spec.model_copy(update={"max_tokens": 40 + 30 * i})
+        for i, spec in enumerate(specs(stories_model, 6, **sampling))
+    ]  # six jobs of different lengths on three slots: chains attach and detach mid-batch
+
+    def texts(backend_sampling: bool) -> list[str]:
+        engine = BatchEngine(OPTIONS, 3, backend_sampling=backend_sampling)
+        try:
+            tickets = [engine.submit(spec, stop()) for spec in jobs]
+            return [play(ticket).text for ticket in tickets]
+        finally:
+            engine.close()
+
+    in_graph = texts(True)
+    assert "samples on the CPU" not in caplog.text  # every chain ran in the graph
+    assert in_graph == texts(False)
+    assert all(in_graph)

@@ -157,6 +157,13 @@ class BatchContext:
         self._abort = callback
         llama_cpp.llama_set_abort_callback(self.ctx, callback or self._no_abort, None)
 
+    def attach_sampler(self, seq: int, chain: int) -> bool:
+        """Let llama.cpp run sequence `seq`'s sampler chain inside the decode graph (backend
+        sampling, experimental in llama.cpp): llama_sampler_sample then returns the token
+        sampled there. False when the chain cannot run there (it then runs on the CPU).
+        It replaces the sequence's previous chain; the next decode re-plans graph memory."""
+        return bool(llama_cpp.llama_set_sampler(self.ctx, seq, chain))
+
     def forget(self, seq: int) -> None:
         """Drop every cached token of sequence `seq` (its slot is then empty)."""
         llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)

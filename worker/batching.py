@@ -60,6 +60,7 @@ class _Sequence:
     pos: int = 0  # position of the next token to decode
     pending: int | None = None  # sampled, not yet decoded
     order: int = 0  # admission order: prompts are read first come, first served
+    in_graph: bool = False  # its sampler chain runs in llama.cpp's graph (backend sampling)
     out: int = -1  # batch index of the logits to sample from in the current step
     done: int = 0
     started: float = 0.0
@@ -81,12 +82,19 @@ class BatchEngine:
         slots: int = 1,
         sampling_threads: int | None = None,
         text_interval: float = 0.0,
+        backend_sampling: bool = False,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.options = options
         self.slots = slots
         self.text_interval = text_interval  # a job's text reaches on_text at most this often
+        # Sample inside llama.cpp's decode graph: on a GPU the logits never leave it, and the
+        # loop thread does not walk each job's whole vocabulary every step.
+        self.backend_sampling = backend_sampling
+        # Chains of ended jobs stay attached until their slot's next job replaces them: each
+        # change makes llama.cpp re-plan its graph memory, so one per join, not two.
+        self._parked: dict[int, SamplerChain] = {}
         if sampling_threads is None:  # the cores are idle while sampling: use a few
             sampling_threads = min(4, (os.cpu_count() or 1) // 4) if slots >= 8 else 0
         self._sampler_pool = SamplerPool(sampling_threads) if sampling_threads > 1 else None
@@ -145,9 +153,8 @@ class BatchEngine:
             thread = self._thread
         if thread is not None:
             thread.join()
-        elif self._ctx is not None:
-            self._ctx.close()
-            self._ctx = None
+        else:
+            self._close_context()
         if self._sampler_pool is not None:
             self._sampler_pool.close()
 
@@ -217,9 +224,16 @@ class BatchEngine:
             raise
         finally:
             self._fail_all(EngineError("the worker's engine was closed"))
-            if self._ctx is not None:
-                self._ctx.close()
-                self._ctx = None
+            self._close_context()
+
+    def _close_context(self) -> None:
+        """Free the model and context, then the sampler chains parked in them."""
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+        for sampler in self._parked.values():
+            sampler.close()
+        self._parked.clear()
 
     def _fail_all(self, error: Exception) -> None:
         with self._cond:
@@ -231,9 +245,7 @@ class BatchEngine:
 
     def _load(self, ticket: Ticket) -> BatchContext:
         assert ticket.path is not None
-        if self._ctx is not None:
-            self._ctx.close()
-            self._ctx = None
+        self._close_context()
         layout = scan_model(ticket.path)  # a truncated or corrupt file fails here, with why
         log.info("loading model %s (%s slots, %s)", ticket.path, self.slots, ticket.options)
         try:
@@ -282,15 +294,25 @@ class BatchEngine:
         # A prompt read over several steps sits between generating jobs less often (and
         # splits their batch less often) in the highest free slot; others take the lowest.
         slot = free[-1] if len(tokens) > ctx.n_batch else free[0]
+        in_graph = self.backend_sampling
+        sampler = SamplerChain(spec, job_seed(spec), ctx.n_vocab, in_graph=in_graph)
+        if in_graph:
+            in_graph = ctx.attach_sampler(slot, sampler.handle or 0)
+            if not in_graph:
+                log.warning("slot %d samples on the CPU: llama.cpp cannot run its chain", slot)
+            parked = self._parked.pop(slot, None)
+            if parked is not None:  # replaced (or dropped) in the context just now
+                parked.close()
         return _Sequence(
             ticket=ticket,
             slot=slot,
             tokens=tokens,
-            sampler=SamplerChain(spec, job_seed(spec), ctx.n_vocab),
+            sampler=sampler,
             assembler=TextAssembler(spec.stop),
             max_tokens=max_tokens,
             finish="length" if max_tokens == spec.max_tokens else "context",
             order=ticket.id,
+            in_graph=in_graph,
         )
 
     # --- one step -----------------------------------------------------------------------
@@ -361,7 +383,7 @@ class BatchEngine:
             return ()
         pool = self._sampler_pool
         jobs = [(seq.sampler, seq.out) for seq in seqs]
-        if pool is not None and pool.worth_it(len(jobs), ctx.n_vocab):
+        if pool is not None and not self.backend_sampling and pool.worth_it(len(jobs), ctx.n_vocab):
             tokens = pool.sample(ctx.ctx, jobs)
         else:
             tokens = [sampler.sample(ctx.ctx, index) for sampler, index in jobs]
@@ -459,7 +481,10 @@ class BatchEngine:
         self._active.remove(seq)
         if self._ctx is not None:
             self._ctx.forget(seq.slot)
-        seq.sampler.close()
+        if seq.in_graph and self._ctx is not None:
+            self._parked[seq.slot] = seq.sampler  # freed when the slot's next job replaces it
+        else:
+            seq.sampler.close()
         ticket = seq.ticket
         ticket.finished_step = self._step_no
         if error is not None:

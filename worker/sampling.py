@@ -62,10 +62,18 @@ class SamplerChain:
     most 64) recent tokens, before the chain runs. The float32 arithmetic is the same (a
     float32 product or quotient computed in double precision rounds to the same float32),
     so the tokens are too. `native_penalty` forces one way (None: by vocabulary size).
+
+    `in_graph`: a chain for llama.cpp's backend sampling (llama_set_sampler), which runs it
+    inside the decode's graph: the native penalty, and no typical sampler (at 1.0 a no-op).
     """
 
     def __init__(
-        self, spec: JobSpec, seed: int, n_vocab: int, native_penalty: bool | None = None
+        self,
+        spec: JobSpec,
+        seed: int,
+        n_vocab: int,
+        native_penalty: bool | None = None,
+        in_graph: bool = False,
     ) -> None:
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
@@ -78,7 +86,9 @@ class SamplerChain:
         self._penalty = ctypes.c_float(spec.repeat_penalty).value  # as llama.cpp stores it
         self._recent: deque[int] = deque(maxlen=PENALTY_LAST_N)
         self._counts: dict[int, int] = {}
-        if native_penalty is None:
+        if in_graph:  # llama.cpp runs the chain in its graph: every sampler must be its own
+            native_penalty = True
+        elif native_penalty is None:
             native_penalty = n_vocab <= NATIVE_PENALTY_MAX_VOCAB
         if native_penalty:
             self._penalty = 1.0  # the chain's own sampler does it
@@ -90,11 +100,17 @@ class SamplerChain:
             self._add(llama_cpp.llama_sampler_init_greedy())
             return
         self._add(llama_cpp.llama_sampler_init_top_k(spec.top_k))
-        self._add(llama_cpp.llama_sampler_init_typical(1.0, 1))
+        if not in_graph:  # typical at 1.0 changes nothing, and has no in-graph version
+            self._add(llama_cpp.llama_sampler_init_typical(1.0, 1))
         self._add(llama_cpp.llama_sampler_init_top_p(spec.top_p, 1))
         self._add(llama_cpp.llama_sampler_init_min_p(spec.min_p, 1))
         self._add(llama_cpp.llama_sampler_init_temp(spec.temperature))
         self._add(llama_cpp.llama_sampler_init_dist(seed))
+
+    @property
+    def handle(self) -> int | None:
+        """The llama_sampler chain pointer (None once closed)."""
+        return self._chain
 
     def _add(self, sampler: int) -> None:
         llama_cpp.llama_sampler_chain_add(self._chain, sampler)  # the chain owns it now

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=None,
         description="Flash attention (default: llama.cpp decides on a GPU; off on the CPU).",
     )
+    backend_sampling: bool = Field(
+        default=False,
+        description="Sample inside llama.cpp's decode graph (experimental in llama.cpp): on a "
+        "GPU the logits stay there and a batch's host time per step shrinks.",
+    )
     max_tokens: int = Field(default=512, ge=1, le=1_000_000, description="Default max tokens.")
     temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="Default temperature.")
     top_p: float = Field(default=0.95, ge=0.0, le=1.0, description="Default nucleus sampling.")

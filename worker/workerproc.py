@@ -42,6 +42,7 @@ class WorkerRuntime:
             JobRunner.load_options_for(settings),
             self.slots,
             text_interval=settings.stream_flush_ms / 1000,  # each job's text, once per flush
+            backend_sampling=settings.backend_sampling,
         )
         self.services = WorkerServices(
             self.client,

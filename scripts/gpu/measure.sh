@@ -5,6 +5,7 @@
 #   bash scripts/gpu/measure.sh model   # a Llama-2-7B-shaped Q4_K_M, random weights (~3 min)
 #   bash scripts/gpu/measure.sh bench single_stream   # one stream vs llama-bench (~4 min)
 #   bash scripts/gpu/measure.sh bench batching        # 1/8/32 jobs vs llama-batched-bench
+#   bash scripts/gpu/measure.sh bench batching_in_graph  # the same, sampling in llama.cpp's graph
 #   bash scripts/gpu/measure.sh test    # the batch engine's tests on the GPU build
 # Figures and logs go to $OUT (the device tool brings them back).
 set -euo pipefail
