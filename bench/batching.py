@@ -81,14 +81,13 @@ def single_stream(
         JobSpec(prompt=PROMPT, model=str(model), max_tokens=max_tokens, seed=s)
         for s in range(1, seeds + 1)
     ]
-    ours_tokens = raw_tokens = 0
-    ours_s = raw_s = 0.0
+    ours: list[Any] = []
+    raw_tokens, raw_s = 0, 0.0
     padded: list[float] = []
     same = True
     for _ in range(rounds):
         results = _one_at_a_time(options, 1, specs)
-        ours_tokens += sum(r.completion_tokens for r in results)
-        ours_s += sum(r.completion_tokens / (r.tokens_per_second or 1) for r in results)
+        ours += results
         # A job alone on a worker with 8 slots: its batch is padded to two rows.
         lone = _one_at_a_time(options, 8, specs[:2])
         padded.append(sum(r.tokens_per_second or 0 for r in lone) / len(lone))
@@ -96,7 +95,7 @@ def single_stream(
         for (text, count, seconds), result in zip(raw, results, strict=True):
             raw_tokens, raw_s = raw_tokens + count, raw_s + seconds
             same = same and text == result.text
-    ours_tps, raw_tps = ours_tokens / ours_s, raw_tokens / raw_s
+    ours_tps, raw_tps = _tokens_per_s(ours), raw_tokens / raw_s
     # llama-bench's tg128 generates 128 tokens into an empty 128-token context. Both matter
     # on the CPU: attention over a deeper KV cache is most of a small model's time, and
     # without flash attention V is stored transposed, so a larger cache is read with a
@@ -108,7 +107,7 @@ def single_stream(
     tg128 = native.tg128(model, thread_counts(options)[0], native.flash_setting(options))
     return emit("single_stream", {
         "model": model.name, "gpu": gpu, "flash_attn": flash, "jobs": seeds * rounds,
-        "tokens": ours_tokens, "same_text_as_llama_generate": same,
+        "tokens": sum(r.completion_tokens for r in ours), "same_text_as_llama_generate": same,
         "ours_tokens_per_s": round(ours_tps, 1), "llama_generate_tokens_per_s": round(raw_tps, 1),
         "ratio_vs_llama_generate": round(ours_tps / raw_tps, 4),
         "alone_in_8_slots_tokens_per_s": round(sum(padded) / len(padded), 1),
@@ -165,11 +164,16 @@ def _first_token_at(queue: Any, job_id: str) -> float | None:
     return None
 
 
+# What the queued_jobs workers and the engine_steps engine load.
+QUEUE_OPTIONS = LoadOptions(n_ctx=512, n_batch=512)
+
+
 def queued_jobs(
     model: Path, jobs: int, slots: int, max_tokens: int = 128, backend_sampling: bool = False
 ) -> dict[str, Any]:
     """`jobs` jobs queued at once on a worker with `slots` batch slots: tokens/s and TTFT."""
-    env = {"PROMPTSPOOL_PARALLEL_JOBS": str(slots), "PROMPTSPOOL_N_CTX": "512",
+    env = {"PROMPTSPOOL_PARALLEL_JOBS": str(slots), "PROMPTSPOOL_N_CTX": str(QUEUE_OPTIONS.n_ctx),
+           "PROMPTSPOOL_N_BATCH": str(QUEUE_OPTIONS.n_batch),
            "PROMPTSPOOL_BACKEND_SAMPLING": str(backend_sampling).lower()}  # fmt: skip
     with temp_queue(env=env) as q:
         [warm] = q.client.submit([JobSpec(prompt=PROMPT, model=str(model), max_tokens=4)])
@@ -199,8 +203,7 @@ def engine_steps(
     model: Path, jobs: int, max_tokens: int = 128, backend_sampling: bool = False
 ) -> dict[str, Any]:
     """`jobs` jobs on a BatchEngine alone (no queue): where its generation steps' time went."""
-    options = LoadOptions(n_ctx=512, n_batch=512)
-    engine = BatchEngine(options, jobs, backend_sampling=backend_sampling)
+    engine = BatchEngine(QUEUE_OPTIONS, jobs, backend_sampling=backend_sampling)
     try:
         engine.ensure_model(model)
         before = engine.stats.as_dict()
@@ -231,9 +234,8 @@ def aggregate(
     """For 1, 8, 32 queued jobs: one batch slot per job vs one slot, and raw batched decoding;
     the engine alone, and llama-batched-bench when it is at hand."""
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    options = LoadOptions(n_ctx=512, n_batch=512)  # what queued_jobs' workers load
     batched_bench = native.batched_tg(
-        model, list(counts), thread_counts(options), native.flash_setting(options)
+        model, list(counts), thread_counts(QUEUE_OPTIONS), native.flash_setting(QUEUE_OPTIONS)
     )
     records = []
     for jobs in counts:

@@ -95,7 +95,9 @@ class BatchEngine:
         # Chains of ended jobs stay attached until their slot's next job replaces them: each
         # change makes llama.cpp re-plan its graph memory, so one per join, not two.
         self._parked: dict[int, SamplerChain] = {}
-        if sampling_threads is None:  # the cores are idle while sampling: use a few
+        if backend_sampling:  # llama.cpp samples in its graph: nothing left to spread
+            sampling_threads = 0
+        elif sampling_threads is None:  # the cores are idle while sampling: use a few
             sampling_threads = min(4, (os.cpu_count() or 1) // 4) if slots >= 8 else 0
         self._sampler_pool = SamplerPool(sampling_threads) if sampling_threads > 1 else None
         self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded yet")
@@ -383,7 +385,7 @@ class BatchEngine:
             return ()
         pool = self._sampler_pool
         jobs = [(seq.sampler, seq.out) for seq in seqs]
-        if pool is not None and not self.backend_sampling and pool.worth_it(len(jobs), ctx.n_vocab):
+        if pool is not None and pool.worth_it(len(jobs), ctx.n_vocab):
             tokens = pool.sample(ctx.ctx, jobs)
         else:
             tokens = [sampler.sample(ctx.ctx, index) for sampler, index in jobs]

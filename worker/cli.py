@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker import __version__
+from worker.batchstats import BatchStats
 from worker.connection import QueueUnavailable
 from worker.jobs import Job, JobState
 from worker.ledger import JobStateError, UnknownJobError
@@ -310,13 +311,12 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     print(row.format("WORKER", "HOST", "SLOTS", "JOBS", "GPU", "TOK/STEP", "DECODE", "HOST",
                      "MODEL"))  # fmt: skip
     for w in workers:
-        batch = w.get("batch") or {}
-        steps = batch.get("steps") or 0
         # Means over the worker's generation steps so far: tokens, llama_decode, the rest.
+        means = BatchStats(**(w.get("batch") or {})).since({})
         tokens, decode, host = (
-            (f"{batch['tokens'] / steps:.1f}", f"{batch['decode_s'] * 1000 / steps:.2f}ms",
-             f"{batch['host_s'] * 1000 / steps:.2f}ms")
-            if steps else ("-", "-", "-")
+            (f"{means['tokens_per_step']:.1f}", f"{means['decode_ms_per_step']:.2f}ms",
+             f"{means['host_ms_per_step']:.2f}ms")
+            if means["steps"] else ("-", "-", "-")
         )  # fmt: skip
         model = Path(w["model"]).name if w.get("model") else "-"
         gpu = "yes" if (w.get("gpu") or {}).get("active") else "no"

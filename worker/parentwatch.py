@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
 
-def exit_with_parent(every_s: float = 1.0) -> threading.Event:
+def exit_with_parent(every_s: float = 1.0) -> None:
     """Watch the parent process; once it is gone, stop this worker as SIGTERM does.
 
     A worker started by the app outlives an app killed with SIGKILL (or crashed): the
@@ -18,13 +19,12 @@ def exit_with_parent(every_s: float = 1.0) -> threading.Event:
     worker of the next app. Linux's parent-death signal is bound to the thread that
     started the child, and exists on Linux only; a changed parent pid means the same
     everywhere. The stop is a warm shutdown: running jobs go back to the queue.
-    Returns an event that ends the watch.
     """
     parent = os.getppid()
-    done = threading.Event()
 
     def watch() -> None:
-        while not done.wait(every_s):
+        while True:
+            time.sleep(every_s)
             if os.getppid() != parent:
                 log.warning(
                     "the process that started this worker (pid %d) is gone; shutting down "
@@ -34,4 +34,3 @@ def exit_with_parent(every_s: float = 1.0) -> threading.Event:
                 return
 
     threading.Thread(target=watch, name="promptspool-parent-watch", daemon=True).start()
-    return done
