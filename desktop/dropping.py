@@ -7,22 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.promptfiles import LoadResult, PromptSource, Refusal, load_prompt_paths
+from worker.promptfiles import LoadResult, Refusal, load_prompt_paths
 from worker.spec import JobSpec, check_model_file
 
 NO_MODEL = "no model chosen: pick a GGUF model in the editor (or name one in the file)"
-
-
-@dataclass
-class DropPlan:
-    """What a drop will queue (whole files only) and what it refuses."""
-
-    sources: list[PromptSource]
-    refused: list[Refusal]
-
-    @property
-    def specs(self) -> list[JobSpec]:
-        return [spec for source in self.sources for spec in source.specs]
 
 
 @dataclass
@@ -38,8 +26,9 @@ class DropOutcome:
         return [job_id for _, ids in self.queued for job_id in ids]
 
 
-def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> DropPlan:
-    """Load the files (blocking: run it off the GUI thread) and refuse any whose model is bad."""
+def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> LoadResult:
+    """What a drop will queue (whole files only) and what it refuses: load the files
+    (blocking: run it off the GUI thread) and refuse any whose model is bad."""
     loaded: LoadResult = load_prompt_paths(paths, defaults)
     refused = list(loaded.refused)
     if "model" not in defaults:
@@ -60,7 +49,7 @@ def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> DropPlan:
             refused.append(Refusal(source.path, problem))
         else:
             sources.append(source)
-    return DropPlan(sources, refused)
+    return LoadResult(sources, refused)
 
 
 def _no_model(refusal: Refusal) -> Refusal:
@@ -69,7 +58,7 @@ def _no_model(refusal: Refusal) -> Refusal:
     return refusal
 
 
-def submit_plan(plan: DropPlan, submit: Callable[[list[JobSpec]], list[str]]) -> DropOutcome:
+def submit_plan(plan: LoadResult, submit: Callable[[list[JobSpec]], list[str]]) -> DropOutcome:
     """Submit every accepted spec in one call and map the new ids back to their files."""
     outcome = DropOutcome(refused=list(plan.refused))
     specs = plan.specs

@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+
+if TYPE_CHECKING:  # the benchmarks use this module without pytest
+    import pytest
 
 from worker import keys
 from worker.client import JobClient
@@ -195,6 +198,18 @@ def broker_is_empty(client: redis.Redis) -> bool:
     """No message waits in Celery's queues or is held unacknowledged by a worker."""
     names = [n for n in client.scan_iter("promptspool*") if client.type(n) == b"list"]
     return not any(client.llen(n) for n in names) and not client.hlen("unacked")
+
+
+def deny_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make opening `path` fail with EACCES, as a mode-000 file does (even for root)."""
+    real_open = Path.open
+
+    def deny(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.harness import Queue
+from tests.harness import Queue, deny_open
 from worker.cli import main
 from worker.promptfiles import (
     MAX_FILE_BYTES,
@@ -169,14 +169,7 @@ def test_unreadable_file(
     path.write_text("private")
     path.chmod(0)
     if os.access(path, os.R_OK):  # root reads anything: make the open fail as it would
-        real_open = Path.open
-
-        def deny(self: Path, *args: Any, **kwargs: Any) -> Any:
-            if self == path:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_open(self, *args, **kwargs)
-
-        monkeypatch.setattr(Path, "open", deny)
+        deny_open(monkeypatch, path)
     refused(cli, queue, tiny_model, path, "permission denied")
 
 

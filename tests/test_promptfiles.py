@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.harness import deny_open
 from worker import promptfiles
 from worker.promptfiles import (
     MAX_FILE_BYTES,
@@ -132,14 +133,7 @@ def test_permission_error_while_reading_is_refused(
 ) -> None:
     """Same rule as above, also checked when running as root."""
     path = write(tmp_path / "secret.txt", "hi")
-    real_open = Path.open
-
-    def deny(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", deny)
+    deny_open(monkeypatch, path)
     refusal = only_refusal(load(path))
     assert refusal.reason == "cannot be read: permission denied"
 
