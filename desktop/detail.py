@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QFont, QGuiApplication, QPalette, QResizeEvent
+from PySide6.QtGui import QAction, QGuiApplication, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from desktop import formatting
 from desktop.icons import app_icon, set_icon, state_icon
 from desktop.outputview import OutputView
+from desktop.theme import heading_font
 from desktop.widgets import Banner, ElidedLabel, EmptyState
 from worker.events import Event
 from worker.jobs import Attempt, Job, JobState
@@ -118,10 +119,7 @@ class DetailPane(QWidget):
         page = QWidget()
         self.state_label = QLabel()
         self.title = ElidedLabel()
-        font = QFont(self.title.font())
-        font.setPointSizeF(font.pointSizeF() * 1.2)
-        font.setWeight(QFont.Weight.DemiBold)
-        self.title.setFont(font)
+        self.title.setFont(heading_font(self.title.font(), 1.2))
         self.meta = ElidedLabel()
         self.meta.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         heading = self._build_actions()

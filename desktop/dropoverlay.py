@@ -19,6 +19,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from desktop.icons import action_icon
+from desktop.theme import heading_font
 
 HEADING = "Drop to queue"
 DETAIL = (
@@ -75,9 +76,7 @@ class DropOverlay(QWidget):
         icon = action_icon("drop", accent).pixmap(64, 64)
         center = frame.center()
         painter.drawPixmap(int(center.x() - 32), int(center.y() - 96), icon)
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 1.8)
-        font.setWeight(QFont.Weight.DemiBold)
+        font = heading_font(self.font(), 1.8)
         painter.setFont(font)
         painter.setPen(palette.color(QPalette.ColorRole.WindowText))
         heading = QRectF(frame.left(), center.y() - 24, frame.width(), 44)

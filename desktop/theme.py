@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
+
+
+def heading_font(base: QFont, scale: float) -> QFont:
+    """`base` enlarged by `scale` and semi-bold: the app's headings."""
+    font = QFont(base)
+    font.setPointSizeF(base.pointSizeF() * scale)
+    font.setWeight(QFont.Weight.DemiBold)
+    return font
+
 
 _DARK = {
     QPalette.ColorRole.Window: "#202124",
