@@ -51,6 +51,7 @@ class _Reader(QThread):
         self.address = address
         self.settings = settings
         self._stop = threading.Event()
+        self._delay = 0.25  # the next reconnect backoff
 
     def stop(self) -> None:
         """Ask the thread to end; it does within BLOCK_MS (or at once while backing off)."""
@@ -59,12 +60,35 @@ class _Reader(QThread):
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _connect(self) -> JobClient:
-        return JobClient(self.address, self.settings)
+    def run(self) -> None:
+        """Connect, follow, and on a lost connection back off (0.25 s doubling to 5 s) and
+        connect again, until stopped or `_follow` says it is done."""
+        while not self.stopping():
+            client: JobClient | None = None
+            try:
+                client = JobClient(self.address, self.settings)
+                if not self._follow(client):
+                    return
+            except _ERRORS as exc:
+                if self.stopping():
+                    break
+                self._lost(exc)
+                self._stop.wait(self._delay)
+                self._delay = min(self._delay * 2, 5.0)
+            finally:
+                if client is not None:
+                    _close(client)
 
-    def _backoff(self, delay: float) -> float:
-        self._stop.wait(delay)
-        return min(delay * 2, 5.0)
+    def _connected(self) -> None:
+        """Call once the first read after connecting has succeeded: the backoff restarts."""
+        self._delay = 0.25
+
+    def _follow(self, client: JobClient) -> bool:
+        """Read until stopped (or raise on a lost connection); False: the thread is done."""
+        raise NotImplementedError
+
+    def _lost(self, exc: BaseException) -> None:
+        """The connection is lost (or could not be made); the thread will try again."""
 
 
 class QueueReader(_Reader):
@@ -74,37 +98,31 @@ class QueueReader(_Reader):
     snapshot = Signal(object, bool)  # list[JobRow], paused
     changed = Signal(object)  # Batch
 
-    def run(self) -> None:
-        delay = 0.25
-        reachable: bool | None = None
+    def __init__(self, address: QueueAddress, settings: Settings) -> None:
+        super().__init__(address, settings)
+        self._reachable: bool | None = None  # as last announced
+
+    def _follow(self, client: JobClient) -> bool:
+        last = client.last_event_id()
+        rows = [JobRow.from_job(job) for job in client.list()]
+        paused = client.is_paused()
+        if self._reachable is not True:
+            self._reachable = True
+            self.connection_changed.emit(True, "")
+        self.snapshot.emit(rows, paused)
+        self._connected()
         while not self.stopping():
-            client: JobClient | None = None
-            try:
-                client = self._connect()
-                last = client.last_event_id()
-                rows = [JobRow.from_job(job) for job in client.list()]
-                paused = client.is_paused()
-                if reachable is not True:
-                    reachable = True
-                    self.connection_changed.emit(True, "")
-                self.snapshot.emit(rows, paused)
-                delay = 0.25
-                while not self.stopping():
-                    events = client.read_global_events(last, block_ms=BLOCK_MS)
-                    if events:
-                        last = events[-1].id
-                        self.changed.emit(self._batch(client, events))
-            except _ERRORS as exc:
-                if self.stopping():
-                    break
-                log.info("queue unreachable: %s", exc)
-                if reachable is not False:
-                    reachable = False
-                    self.connection_changed.emit(False, _reason(exc))
-                delay = self._backoff(delay)
-            finally:
-                if client is not None:
-                    _close(client)
+            events = client.read_global_events(last, block_ms=BLOCK_MS)
+            if events:
+                last = events[-1].id
+                self.changed.emit(self._batch(client, events))
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        log.info("queue unreachable: %s", exc)
+        if self._reachable is not False:
+            self._reachable = False
+            self.connection_changed.emit(False, _reason(exc))
 
     @staticmethod
     def _batch(client: JobClient, events: list[Event]) -> Batch:
@@ -137,38 +155,30 @@ class JobFollower(_Reader):
     def __init__(self, address: QueueAddress, settings: Settings, job_id: str) -> None:
         super().__init__(address, settings)
         self.job_id = job_id
+        self._last: str | None = None  # the last event read (None: history not loaded yet)
 
-    def run(self) -> None:
-        delay = 0.25
-        last: str | None = None
-        while not self.stopping():
-            client: JobClient | None = None
-            try:
-                client = self._connect()
-                if last is None:
-                    last = self._load(client)
-                    if last is None:
-                        return
-                delay = 0.25
-                while not self.stopping():
-                    batch = client.read_job_events(self.job_id, last, block_ms=BLOCK_MS)
-                    if not batch or self.stopping():
-                        continue
-                    last = batch[-1].id
-                    self.events.emit(self.job_id, batch)
-                    if any(e.type in ("state", "cancel_requested") for e in batch):
-                        self.job_changed.emit(client.get(self.job_id))
-            except UnknownJobError:
-                self.gone.emit(self.job_id)
-                return
-            except _ERRORS as exc:
-                if self.stopping():
-                    break
-                log.info("following job %s: %s", self.job_id, exc)
-                delay = self._backoff(delay)
-            finally:
-                if client is not None:
-                    _close(client)
+    def _follow(self, client: JobClient) -> bool:
+        try:
+            if self._last is None:
+                self._last = self._load(client)
+                if self._last is None:
+                    return False
+            self._connected()
+            while not self.stopping():
+                batch = client.read_job_events(self.job_id, self._last, block_ms=BLOCK_MS)
+                if not batch or self.stopping():
+                    continue
+                self._last = batch[-1].id
+                self.events.emit(self.job_id, batch)
+                if any(e.type in ("state", "cancel_requested") for e in batch):
+                    self.job_changed.emit(client.get(self.job_id))
+        except UnknownJobError:
+            self.gone.emit(self.job_id)
+            return False
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        log.info("following job %s: %s", self.job_id, exc)
 
     def _load(self, client: JobClient) -> str | None:
         """Replay the stream (text per attempt), then read the job; the last event id read."""
