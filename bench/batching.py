@@ -12,13 +12,14 @@ import llama_cpp
 
 from bench import native
 from bench.common import emit, in_fresh_process, percentile
-from tests.harness import temp_queue
-from worker.batchcontext import BatchContext
-from worker.batching import BatchEngine
-from worker.engine import LoadOptions, StopSignal, thread_counts
-from worker.events import read_events
-from worker.keys import events as events_key
-from worker.spec import JobSpec
+from worker.engine.api import LoadOptions, StopSignal
+from worker.engine.batch_engine import BatchEngine
+from worker.engine.context import BatchContext
+from worker.engine.hardware import thread_counts
+from worker.jobs.spec import JobSpec
+from worker.queue.events import read_events
+from worker.queue.keys import events as events_key
+from worker.testing.harness import temp_queue
 
 PROMPT = "Once upon a time"
 # About 100 tokens, so that prompt processing is part of what a batch does.

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit, summary
-from tests.harness import temp_queue
-from worker.jobs import JobState
-from worker.spec import JobSpec
+from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec
+from worker.testing.harness import temp_queue
 
 
 def submit_latency(model: Path, count: int = 500) -> dict[str, Any]:

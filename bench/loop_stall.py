@@ -24,14 +24,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import qasync
 
+from bench.stallmeter import StallMeter
 from desktop.app import make_application
 from desktop.controller import Controller
-from desktop.stallmeter import StallMeter
-from tests.harness import Queue, temp_queue
-from tests.tinymodel import write_tiny_llama
-from worker.jobs import JobState
-from worker.ledger import Ledger
-from worker.spec import JobSpec, Priority
+from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec, Priority
+from worker.queue.ledger import Ledger
+from worker.testing.harness import Queue, temp_queue
+from worker.testing.tinymodel import write_tiny_llama
 
 TICK_MS = 10
 TARGET_MS = 50

@@ -11,8 +11,8 @@ from typing import Any
 
 import llama_cpp
 
-from worker.batchcontext import flash_attn_type
-from worker.engine import LoadOptions
+from worker.engine.api import LoadOptions
+from worker.engine.context import flash_attn_type
 
 
 def flash_setting(options: LoadOptions) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit, summary
-from tests.harness import temp_queue, wait_until
-from tests.tinymodel import write_tiny_llama
-from worker.jobs import JobState
-from worker.spec import JobSpec
+from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec
+from worker.testing.harness import temp_queue, wait_until
+from worker.testing.tinymodel import write_tiny_llama
 
 
 def fsync_policy(model: Path, count: int = 300, rounds: int = 3) -> dict[str, Any]:

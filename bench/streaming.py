@@ -9,9 +9,10 @@ from typing import Any
 import llama_cpp
 
 from bench.common import emit, in_fresh_process
-from tests.harness import temp_queue
-from worker.engine import LoadOptions, thread_counts
-from worker.spec import JobSpec
+from worker.engine.api import LoadOptions
+from worker.engine.hardware import thread_counts
+from worker.jobs.spec import JobSpec
+from worker.testing.harness import temp_queue
 
 PROMPT = "Once upon a time"
 SAMPLING: dict[str, Any] = {

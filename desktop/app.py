@@ -18,10 +18,10 @@ import qasync
 from PySide6.QtCore import QObject, QSocketNotifier
 from PySide6.QtWidgets import QApplication
 
+from desktop.common.icons import app_icon
+from desktop.common.theme import follow_system_theme
 from desktop.controller import Controller
-from desktop.icons import app_icon
-from desktop.single import SingleInstance
-from desktop.theme import follow_system_theme
+from desktop.services.single_instance import SingleInstance
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import qasync
 
 from desktop.app import make_application
+from desktop.common.theme import dark_palette
 from desktop.controller import Controller
-from desktop.settingsdialog import SettingsDialog
-from desktop.theme import dark_palette
-from tests.harness import Queue, temp_queue
-from worker.jobs import JobState
-from worker.spec import JobSpec
+from desktop.window.settingsdialog import SettingsDialog
+from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec
+from worker.testing.harness import Queue, temp_queue
 
 STORIES = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K.gguf"
 PROMPTS = {
@@ -105,7 +105,7 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
     await until(lambda: desk._loaded)
     await save(window, out / "welcome.png")
 
-    desk.choose_model(str(STORIES))
+    desk.commands.choose_model(str(STORIES))
     client = queue.client
     done = client.submit(
         [JobSpec(model=str(STORIES), prompt=p, title=t, max_tokens=120, seed=n)
@@ -153,10 +153,10 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
     window.overlay.show_over_parent()  # what a file drag over the window shows
     await save(window, out / "drop-overlay.png")
     window.overlay.hide()
-    await desk.drop(paths)
-    assert desk.summary is not None
-    await save(desk.summary, out / "drop-summary.png")
-    desk.summary.close()
+    await desk.commands.drop(paths)
+    assert desk.window.drop_summary is not None
+    await save(desk.window.drop_summary, out / "drop-summary.png")
+    desk.window.drop_summary.close()
 
     dialog = SettingsDialog(desk.settings, can_restart_worker=True, parent=window)
     dialog.show()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Queue, start_queue
-from tests.tinymodel import CHATML_TEMPLATE, write_tiny_llama
+from worker.testing.harness import Queue, start_queue
+from worker.testing.tinymodel import CHATML_TEMPLATE, write_tiny_llama
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 

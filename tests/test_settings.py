@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from worker.connection import QueueAddress, QueueUnavailable
+from worker.jobs.spec import SAMPLING_FIELDS, JobSpec
+from worker.jobs.validation import field_bounds
 from worker.paths import AppPaths
+from worker.queue.connection import QueueAddress, QueueUnavailable
 from worker.settings import Settings, load_settings
 
 
@@ -64,3 +66,18 @@ def test_runtime_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
     os.chown(paths.runtime, 12345, 12345)
     with pytest.raises(PermissionError, match="another user"):
         paths.ensure()
+
+
+def test_new_jobs_start_from_the_settings_with_the_specs_bounds(tmp_path: Path) -> None:
+    """One definition: the settings' defaults for new jobs are JobSpec's, with its bounds."""
+    for name in SAMPLING_FIELDS:
+        assert field_bounds(Settings, name) == field_bounds(JobSpec, name), name
+        assert Settings.model_fields[name].default == JobSpec.model_fields[name].default, name
+    settings = Settings(home=tmp_path, min_p=0.3, repeat_penalty=1.4)
+    defaults = settings.job_defaults()
+    assert set(defaults) == set(SAMPLING_FIELDS)  # no model set: none given
+    assert (defaults["min_p"], defaults["repeat_penalty"]) == (0.3, 1.4)
+    model = tmp_path / "m.gguf"
+    assert Settings(home=tmp_path, model=model).job_defaults()["model"] == str(model)
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        Settings(home=tmp_path, min_p=1.5)

@@ -1,4 +1,4 @@
-"""`python -m worker`: the same command line as `promptspool`."""
+"""`python -m worker`: the core's command line (the desktop adds `gui`: `python -m desktop`)."""
 
 from worker.cli import main
 

@@ -15,6 +15,22 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from worker.jobs.spec import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MIN_P,
+    DEFAULT_REPEAT_PENALTY,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+    SAMPLING_FIELDS,
+    MaxTokens,
+    MinP,
+    RepeatPenalty,
+    Temperature,
+    Timeout,
+    TopK,
+    TopP,
+)
 from worker.paths import AppPaths
 
 
@@ -61,14 +77,18 @@ class Settings(BaseSettings):
         description="Sample inside llama.cpp's decode graph (experimental in llama.cpp): on a "
         "GPU the logits stay there and a batch's host time per step shrinks.",
     )
-    max_tokens: int = Field(default=512, ge=1, le=1_000_000, description="Default max tokens.")
-    temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="Default temperature.")
-    top_p: float = Field(default=0.95, ge=0.0, le=1.0, description="Default nucleus sampling.")
-    top_k: int = Field(default=40, ge=0, le=100_000, description="Default top-k (0: off).")
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0, description="Default min-p.")
-    repeat_penalty: float = Field(default=1.1, ge=0.0, le=10.0, description="Repeat penalty.")
-    job_timeout: float = Field(
-        default=3600.0, gt=0, le=7 * 86_400, description="Default per-job time limit in seconds."
+    max_tokens: MaxTokens = Field(default=DEFAULT_MAX_TOKENS, description="Default max tokens.")
+    temperature: Temperature = Field(
+        default=DEFAULT_TEMPERATURE, description="Default temperature."
+    )
+    top_p: TopP = Field(default=DEFAULT_TOP_P, description="Default nucleus sampling.")
+    top_k: TopK = Field(default=DEFAULT_TOP_K, description="Default top-k (0: off).")
+    min_p: MinP = Field(default=DEFAULT_MIN_P, description="Default min-p.")
+    repeat_penalty: RepeatPenalty = Field(
+        default=DEFAULT_REPEAT_PENALTY, description="Default repeat penalty."
+    )
+    job_timeout: Timeout = Field(
+        default=3600.0, description="Default per-job time limit in seconds."
     )
     max_attempts: int = Field(
         default=3, ge=1, le=100, description="Attempts lost to dying workers before a job fails."
@@ -99,6 +119,14 @@ class Settings(BaseSettings):
             env_settings,
             JsonConfigSettingsSource(settings_cls, json_file=_config_file()),
         )
+
+    def job_defaults(self) -> dict[str, Any]:
+        """The JobSpec fields every new job starts from, however it is queued (the command
+        line, the window, dropped files): the default model, when set, and the sampling."""
+        defaults: dict[str, Any] = {name: getattr(self, name) for name in SAMPLING_FIELDS}
+        if self.model is not None:
+            defaults["model"] = str(self.model)
+        return defaults
 
     @property
     def paths(self) -> AppPaths:

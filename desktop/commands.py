@@ -1,0 +1,215 @@
+"""The user's commands, carried out: queue, cancel, retry, clear, pause, drop, export, choose a
+model, change the settings. Queue calls go through the actions service; answers go to the
+window and the status bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.jobs.model import JobsModel
+from desktop.services.actions import ActionResult, JobActions
+from desktop.services.clientpool import ClientPool
+from desktop.services.drops import DropOutcome
+from desktop.services.supervisor import Supervisor
+from desktop.services.tasks import TaskGroup
+from desktop.services.uistate import UiState
+from desktop.window.dropsummary import headline
+from desktop.window.mainwindow import MainWindow
+from desktop.window.modelpicker import ask_model_file
+from desktop.window.settingsdialog import SettingsDialog
+from worker.jobs.job import FINISHED_STATES, JobState
+from worker.jobs.spec import JobSpec
+from worker.modelfile.info import read_model_info
+from worker.settings import Settings
+
+
+class Commands(QObject):
+    """Carries out what the window, the tray and the keyboard ask for."""
+
+    submitted = Signal(list)  # ids of jobs queued from the editor
+    drop_finished = Signal(object)  # DropOutcome
+    action_finished = Signal(object)  # ActionResult
+    select_requested = Signal(str)  # a job just queued: select it once it is in the table
+    paused_changed = Signal(bool)
+    settings_changed = Signal(object)  # Settings, saved in the settings dialog
+
+    def __init__(
+        self,
+        settings: Settings,
+        window: MainWindow,
+        jobs: JobsModel,
+        ui: UiState,
+        pool: ClientPool,
+        tasks: TaskGroup,
+        supervisor: Supervisor | None,
+        report: Callable[[str], None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.window = window
+        self.jobs = jobs
+        self.ui = ui
+        self.pool = pool
+        self.actions = JobActions(pool)
+        self.tasks = tasks
+        self.supervisor = supervisor
+        self.report = report
+        self.settings_dialog: SettingsDialog | None = None
+
+    def wire(self) -> None:
+        """Connect the window's intents to the commands."""
+        w, spawn, jobs = self.window, self.tasks.spawn, self.jobs
+        w.cancel_requested.connect(lambda ids: spawn(self.cancel(ids), "Cancel"))
+        w.retry_requested.connect(lambda ids: spawn(self.retry(ids), "Retry"))
+        w.forget_requested.connect(lambda ids: spawn(self.forget(ids), "Remove"))
+        w.retry_failed_requested.connect(
+            lambda: spawn(self.retry(jobs.ids([JobState.failed])), "Retry failed")
+        )
+        w.cancel_queued_requested.connect(
+            lambda: spawn(self.cancel(jobs.ids([JobState.queued])), "Cancel queued")
+        )
+        w.clear_finished_requested.connect(self.confirm_clear_finished)
+        w.pause_requested.connect(lambda paused: spawn(self.set_paused(paused), "Pause"))
+        w.settings_requested.connect(self.open_settings)
+        w.restart_worker_requested.connect(self.restart_worker)
+        w.files_dropped.connect(lambda paths: spawn(self.drop(paths), "Drop"))
+        w.export_requested.connect(self.ask_export)
+        w.open_model_requested.connect(self.open_model)
+        w.submit_requested.connect(lambda spec: spawn(self.submit(spec), "Queue"))
+        w.model_changed.connect(lambda path: spawn(self.show_model_info(path), "Model"))
+
+    def close(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.close()
+
+    # --- jobs -------------------------------------------------------------------------
+
+    def _done(self, result: ActionResult) -> ActionResult:
+        self.report(result.summary())
+        self.action_finished.emit(result)
+        return result
+
+    def _unfinished(self, ids: list[str]) -> list[str]:
+        return [i for i in ids if (row := self.jobs.job(i)) is None or not row.state.finished]
+
+    def _finished(self, ids: list[str]) -> list[str]:
+        return [i for i in ids if (row := self.jobs.job(i)) is None or row.state.finished]
+
+    async def submit(self, spec: JobSpec) -> list[str]:
+        try:
+            ids = await self.actions.submit([spec])
+        except ValueError as exc:
+            self.window.prompt_refused(str(exc))
+            raise
+        self.window.prompt_queued()
+        self.ui.add_recent_model(spec.model)
+        self.select_requested.emit(ids[0])
+        self.report(f"Queued “{spec.display_title}”")
+        self.submitted.emit(ids)
+        return ids
+
+    async def cancel(self, ids: list[str]) -> ActionResult:
+        return self._done(await self.actions.cancel(self._unfinished(ids)))
+
+    async def retry(self, ids: list[str]) -> ActionResult:
+        return self._done(await self.actions.retry(self._finished(ids)))
+
+    async def forget(self, ids: list[str]) -> ActionResult:
+        return self._done(await self.actions.forget(self._finished(ids)))
+
+    def confirm_clear_finished(self) -> None:
+        ids = self.jobs.ids(FINISHED_STATES)
+        if not ids:
+            self.report("No finished jobs to clear")
+            return
+        self.window.confirm(
+            "Clear finished jobs",
+            f"Remove {len(ids):,} finished jobs and their output from the queue?",
+            lambda: self.tasks.spawn(self.forget(ids), "Clear finished"),
+        )
+
+    async def set_paused(self, paused: bool) -> None:
+        if paused:
+            await self.actions.pause()
+            self.report("Queue paused: running jobs finish, no new ones start")
+        else:
+            count = await self.actions.resume()
+            self.report(f"Queue resumed ({count:,} queued)")
+        self.paused_changed.emit(paused)
+
+    async def drop(self, paths: list[Path]) -> DropOutcome:
+        """Queue what the dropped files hold; one summary of what was queued and refused."""
+        outcome = await self.actions.drop(paths, self.window.job_defaults())
+        self.window.show_drop_summary(outcome)
+        self.report(headline(outcome))
+        if outcome.job_ids:
+            self.select_requested.emit(outcome.job_ids[0])
+        self.drop_finished.emit(outcome)
+        return outcome
+
+    def ask_export(self, ids: list[str], fmt: str) -> None:
+        path = self.window.ask_export_path(len(ids), fmt)
+        if path is not None:
+            self.tasks.spawn(self.export(ids, fmt, path), "Export")
+
+    async def export(self, ids: list[str], fmt: str, path: Path) -> int:
+        count = await self.actions.export(ids, fmt, path)
+        self.report(f"Exported {count} job{'s' if count != 1 else ''} to {path}")
+        return count
+
+    # --- models, settings, the worker -------------------------------------------------
+
+    def open_model(self) -> None:
+        current = self.window.current_model() or ""
+        path = ask_model_file(self.window, str(Path(current).parent) if current else "")
+        if path:
+            self.choose_model(path)
+
+    def choose_model(self, path: str) -> None:
+        """Use this model in the editor, remember it, and make it the default if none is set."""
+        self.ui.add_recent_model(path)
+        self.window.choose_model(path)
+        if self.settings.model is None:
+            self.settings.model = Path(path)
+            self.tasks.spawn(self.pool.run(self.settings.save), "Save settings")
+
+    async def show_model_info(self, path: str) -> None:
+        if not path:
+            self.window.set_model_info("", "Choose a GGUF model to run the prompts with.")
+            return
+        try:
+            info = await self.pool.run(read_model_info, path)
+        except ValueError as exc:
+            self.window.set_model_info(path, str(exc), ok=False)
+        else:
+            self.window.set_model_info(path, info.summary())
+
+    def open_settings(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.close()
+            self.settings_dialog.deleteLater()
+        restart = self.supervisor is not None and self.supervisor.worker_running
+        dialog = SettingsDialog(self.settings, restart, self.window)
+        dialog.saved.connect(self.apply_settings)
+        dialog.restart_worker_requested.connect(self.restart_worker)
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.window.apply_settings(settings)
+        self.settings_changed.emit(settings)
+        if settings.model and str(settings.model) not in self.window.models():
+            self.choose_model(str(settings.model))
+        self.report("Settings saved")
+
+    def restart_worker(self) -> None:
+        if self.supervisor is None or not self.supervisor.worker_running:
+            self.report("This window did not start the worker; restart it where it runs")
+            return
+        self.supervisor.restart_worker()
+        self.report("Restarting the worker; a running job goes back to the queue")

@@ -1,0 +1,1 @@
+"""Shared by every view: theme, icons, text formatting, small widgets, the sampling fields."""

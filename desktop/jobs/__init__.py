@@ -1,0 +1,1 @@
+"""The jobs table: its rows and model, sorting and filtering, the view and its progress bars."""

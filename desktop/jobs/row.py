@@ -1,0 +1,120 @@
+"""One table row's worth of a job: a small Qt-free record, built off the GUI thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from worker.jobs.job import Job, JobState
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """What the jobs table shows of a job; progress fields follow the live events."""
+
+    id: str
+    seq: int
+    state: JobState
+    attempt: int
+    title: str
+    model: str
+    priority: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    queue_position: int | None
+    max_tokens: int
+    error: str | None = None
+    cancel_requested: bool = False
+    phase: str | None = None  # "loading" | "prompt" | "generating"
+    done: int = 0
+    total: int = 0
+    tps: float | None = None
+    eta: float | None = None
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobRow:
+        phase: str | None = None
+        done, total = 0, 0
+        if job.state is JobState.loading:
+            phase = "loading"
+        elif job.state is JobState.running or (job.state.finished and job.started_at):
+            phase = "generating"
+            done, total = job.completion_tokens, job.spec.max_tokens
+            if job.state is JobState.succeeded:
+                total = max(done, 1)
+        return cls(
+            id=job.id,
+            seq=job.seq,
+            state=job.state,
+            attempt=job.attempt,
+            title=job.title or job.id,
+            model=Path(job.model).name,
+            priority=job.priority,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            queue_position=job.queue_position,
+            max_tokens=job.spec.max_tokens,
+            error=job.error,
+            cancel_requested=job.cancel_requested,
+            phase=phase,
+            done=done,
+            total=total,
+            tps=job.tokens_per_second,
+        )
+
+    def merged(self, newer: JobRow) -> JobRow:
+        """`newer` (fresh from the ledger), keeping live progress the ledger does not store."""
+        if newer.attempt != self.attempt or newer.state != self.state or newer.state.finished:
+            return newer
+        if newer.state is JobState.running and self.phase == "prompt" and newer.done == 0:
+            return replace(newer, phase="prompt", done=self.done, total=self.total, eta=self.eta)
+        if newer.state is JobState.running and self.phase == "generating":
+            done = max(self.done, newer.done)
+            return replace(newer, done=done, total=self.total or newer.total, eta=self.eta)
+        return newer
+
+    def with_progress(self, data: dict[str, Any]) -> JobRow | None:
+        """This row after a progress event, or None when the event is stale or changes nothing."""
+        if int(data.get("attempt", 0)) != self.attempt or self.state.finished:
+            return None
+        if self.state is JobState.queued:
+            return None
+        phase = str(data.get("phase") or "")
+        if phase not in ("loading", "prompt", "generating"):
+            return None
+        tps = data.get("tps")
+        eta = data.get("eta")
+        return replace(
+            self,
+            phase=phase,
+            done=int(data.get("done") or 0),
+            total=int(data.get("total") or 0),
+            tps=float(tps) if tps is not None and phase == "generating" else self.tps,
+            eta=float(eta) if eta is not None else None,
+        )
+
+    @property
+    def fraction(self) -> float | None:
+        """Progress in [0, 1], or None when there is none to show."""
+        if self.phase is None:
+            return None
+        if self.phase == "loading":
+            return 0.0
+        if self.state is JobState.succeeded:
+            return 1.0
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        if self.finished_at is not None:
+            return max(0.0, self.finished_at - self.started_at)
+        return None  # live: the model computes it against the clock
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.title}\n{self.id}\n{self.model}\n{self.error or ''}".casefold()

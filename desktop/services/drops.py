@@ -1,0 +1,78 @@
+"""Dropped files and folders to jobs: load them, check their models, and say what was refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.jobs.promptfiles import LoadResult, Refusal, load_prompt_paths
+from worker.jobs.spec import JobSpec
+from worker.modelfile.check import check_model_file
+
+NO_MODEL = "no model chosen: pick a GGUF model in the editor (or name one in the file)"
+
+
+@dataclass
+class DropOutcome:
+    """What a drop queued and refused, for the summary."""
+
+    queued: list[tuple[Path, list[str]]] = field(default_factory=list)  # file, job ids
+    refused: list[Refusal] = field(default_factory=list)
+    error: str | None = None  # the queue refused the submission as a whole
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job_id for _, ids in self.queued for job_id in ids]
+
+
+def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> LoadResult:
+    """What a drop will queue (whole files only) and what it refuses: load the files
+    (blocking: run it off the GUI thread) and refuse any whose model is bad."""
+    loaded: LoadResult = load_prompt_paths(paths, defaults)
+    refused = list(loaded.refused)
+    if "model" not in defaults:
+        refused = [_no_model(r) for r in refused]
+    models: dict[str, str | None] = {}
+    sources = []
+    for source in loaded.sources:
+        problem = None
+        for spec in source.specs:
+            if spec.model not in models:
+                try:
+                    check_model_file(spec.model)
+                    models[spec.model] = None
+                except ValueError as exc:
+                    models[spec.model] = str(exc)
+            problem = problem or models[spec.model]
+        if problem:
+            refused.append(Refusal(source.path, problem))
+        else:
+            sources.append(source)
+    return LoadResult(sources, refused)
+
+
+def _no_model(refusal: Refusal) -> Refusal:
+    if "'model'" in refusal.reason and "required" in refusal.reason.lower():
+        return Refusal(refusal.path, NO_MODEL)
+    return refusal
+
+
+def submit_plan(plan: LoadResult, submit: Callable[[list[JobSpec]], list[str]]) -> DropOutcome:
+    """Submit every accepted spec in one call and map the new ids back to their files."""
+    outcome = DropOutcome(refused=list(plan.refused))
+    specs = plan.specs
+    if not specs:
+        return outcome
+    try:
+        ids = submit(specs)
+    except ValueError as exc:
+        outcome.error = str(exc)
+        return outcome
+    at = 0
+    for source in plan.sources:
+        count = len(source.specs)
+        outcome.queued.append((source.path, ids[at : at + count]))
+        at += count
+    return outcome

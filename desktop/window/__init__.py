@@ -1,0 +1,1 @@
+"""The window and its parts: editor, detail pane, status bar, drop overlay, dialogs, tray."""

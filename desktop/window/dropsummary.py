@@ -1,0 +1,92 @@
+"""The one summary after a drop: what was queued, and each refused file with its reason."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.common.formatting import plural
+from desktop.common.icons import state_icon
+from desktop.services.drops import DropOutcome
+from worker.jobs.job import JobState
+
+
+def headline(outcome: DropOutcome) -> str:
+    """'Queued 7 jobs from 5 files; refused 2 files.'"""
+    jobs = len(outcome.job_ids)
+    files = len(outcome.queued)
+    if outcome.error:
+        text = f"Nothing was queued: {outcome.error}"
+    elif jobs:
+        text = f"Queued {plural(jobs, 'job')} from {plural(files, 'file')}"
+    else:
+        text = "Nothing was queued"
+    if outcome.refused:
+        text += f"; refused {plural(len(outcome.refused), 'file')}"
+    return text + "."
+
+
+class DropSummary(QDialog):
+    """Lists queued files (with their job counts) and refused ones (with the reason)."""
+
+    def __init__(self, outcome: DropOutcome, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.outcome = outcome
+        self.setWindowTitle("Dropped files")
+        self.setModal(False)
+        self.resize(680, 360)
+        self.heading = QLabel(headline(outcome))
+        self.heading.setWordWrap(True)
+        font = self.heading.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["File", "Result"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for refusal in outcome.refused:
+            item = QTreeWidgetItem([refusal.path.name or str(refusal.path), refusal.reason])
+            item.setIcon(0, state_icon(JobState.failed))
+            item.setToolTip(0, str(refusal.path))
+            item.setToolTip(1, refusal.reason)
+            self.tree.addTopLevelItem(item)
+        for path, ids in outcome.queued:
+            item = QTreeWidgetItem([path.name, f"queued {plural(len(ids), 'job')}"])
+            item.setIcon(0, state_icon(JobState.succeeded))
+            item.setToolTip(0, str(path))
+            self.tree.addTopLevelItem(item)
+        self.tree.resizeColumnToContents(0)
+        header.resizeSection(0, min(max(header.sectionSize(0), 160), 300))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close = buttons.button(QDialogButtonBox.StandardButton.Close)
+        if close is not None:
+            close.setDefault(True)
+            close.setFocus()
+        self.tree.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(buttons)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(file, result) as listed: refusals first."""
+        items = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        return [(item.toolTip(0), item.text(1)) for item in items if item is not None]

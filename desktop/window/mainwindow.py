@@ -1,0 +1,443 @@
+"""The main window: toolbar, filter, jobs table, editor, detail pane, status bar; no queue logic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt, Signal, SignalInstance
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.common.icons import app_icon, retint, set_icon
+from desktop.jobs.filterbar import FilterBar
+from desktop.jobs.filtering import JobsFilter
+from desktop.jobs.model import JobsModel
+from desktop.jobs.table import JobsTable
+from desktop.services.drops import DropOutcome
+from desktop.services.uistate import UiState
+from desktop.window.detail import DetailPane
+from desktop.window.dropoverlay import DropCatcher, DropOverlay
+from desktop.window.dropsummary import DropSummary
+from desktop.window.editor import EditorPanel
+from desktop.window.statusbar import QueueStatusBar
+from worker.engine.hardware import GpuMemory
+from worker.jobs.job import FINISHED_STATES, Job, JobState
+from worker.jobs.promptfiles import SUPPORTED_SUFFIXES
+from worker.queue.events import Event
+from worker.settings import Settings
+
+PROMPT_FILTER = "Prompt files (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ")"
+
+
+def _action(
+    parent: QWidget, text: str, icon: str | None = None, shortcut: str | None = None, tip: str = ""
+) -> QAction:
+    action = QAction(text, parent)
+    if icon:
+        set_icon(action, icon)
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+    keys = f" ({shortcut})" if shortcut else ""
+    action.setToolTip(tip or text.replace("&", "").rstrip("…") + keys)
+    action.setStatusTip(tip or text.replace("&", ""))
+    return action
+
+
+class MainWindow(QMainWindow):
+    """Widgets and their intents; the controller does the work."""
+
+    cancel_requested = Signal(list)
+    retry_requested = Signal(list)
+    forget_requested = Signal(list)
+    retry_failed_requested = Signal()
+    cancel_queued_requested = Signal()
+    clear_finished_requested = Signal()
+    pause_requested = Signal(bool)
+    settings_requested = Signal()
+    restart_worker_requested = Signal()
+    files_dropped = Signal(list)  # list[Path]
+    export_requested = Signal(list, str)  # job ids, "md" | "json"
+    current_job_changed = Signal(str)
+    open_model_requested = Signal()
+    close_requested = Signal()
+    quit_requested = Signal()
+    theme_changed = Signal()
+    submit_requested = Signal(object)  # JobSpec, from the editor
+    model_changed = Signal(str)  # the editor's model (path; '' for none)
+
+    def __init__(self, jobs: JobsModel, settings: Settings, ui: UiState) -> None:
+        super().__init__()
+        self.ui = ui
+        self.jobs = jobs
+        self.allow_close = False
+        self.paused = False
+        self.drop_summary: DropSummary | None = None
+        self.setWindowTitle("PromptSpool")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("main-window")
+        self.proxy = JobsFilter(jobs, self)
+        self.table = JobsTable(jobs, self.proxy)
+        self.table.current_job_changed.connect(self.current_job_changed)
+        self.table.current_job_changed.connect(lambda _: self.update_actions())
+        self.filter = FilterBar()
+        self.filter.states_changed.connect(self.proxy.set_states)
+        self.filter.search_changed.connect(self.proxy.set_search)
+        self.editor = EditorPanel(settings)
+        self.editor.submit_requested.connect(self.submit_requested)
+        self.editor.picker.model_changed.connect(self.model_changed)
+        self.detail = DetailPane()
+        self.detail.cancel_clicked.connect(lambda: self._on_current(self.cancel_requested))
+        self.detail.retry_clicked.connect(lambda: self._on_current(self.retry_requested))
+        self.detail.export_clicked.connect(self._export_current)
+        self.detail.open_model_clicked.connect(self.open_model_requested)
+        self.editor.picker.browse_requested.connect(self.open_model_requested)
+        self.status = QueueStatusBar()
+        self.setStatusBar(self.status)
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_layout()
+        self.overlay = DropOverlay(self)
+        self.catcher = DropCatcher(self, self.overlay)
+        self.catcher.dropped.connect(self.files_dropped)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self.catcher)
+        self.setAcceptDrops(True)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.update_actions())
+        self.resize(1280, 800)
+        self.restore_state()
+        self.update_actions()
+
+    # --- building ---------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        a = self.actions_by_name = {
+            "new": _action(self, "&New job", "add", "Ctrl+N", "Write a new prompt"),
+            "add_files": _action(self, "&Add prompt files…", "drop", "Ctrl+O"),
+            "open_model": _action(self, "Open &model…", "model", "Ctrl+M"),
+            "export": _action(self, "&Export selected…", "export", "Ctrl+E"),
+            "settings": _action(self, "&Settings…", "settings", "Ctrl+,"),
+            "quit": _action(self, "&Quit", None, "Ctrl+Q", "Stop the queue and quit"),
+            "cancel": _action(self, "&Cancel", "cancel", "Delete", "Cancel the selected jobs"),
+            "retry": _action(self, "&Retry", "retry", "Ctrl+R", "Run the selected jobs again"),
+            "copy": _action(self, "&Copy output", "copy", "Ctrl+Shift+C"),
+            "forget": _action(self, "&Remove from the list", "clear", None),
+            "retry_failed": _action(self, "Retry all &failed", "retry-all"),
+            "cancel_queued": _action(self, "Cancel all &queued", "cancel-all"),
+            "clear_finished": _action(self, "Clear &finished…", "clear"),
+            "pause": _action(self, "&Pause the queue", "pause", "Ctrl+P"),
+            "restart_worker": _action(self, "Restart the &worker", "restart"),
+            "search": _action(self, "&Search", None, "Ctrl+F"),
+        }
+        a["cancel"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.table.addAction(a["cancel"])  # Delete only cancels while the table has focus
+        a["new"].triggered.connect(self._focus_editor)
+        a["add_files"].triggered.connect(self._add_files)
+        a["open_model"].triggered.connect(self.open_model_requested)
+        a["export"].triggered.connect(lambda: self._export(self.table.selected_ids(), "md"))
+        a["settings"].triggered.connect(self.settings_requested)
+        a["quit"].triggered.connect(self.quit_requested)
+        a["cancel"].triggered.connect(lambda: self.cancel_requested.emit(self.table.selected_ids()))
+        a["retry"].triggered.connect(lambda: self.retry_requested.emit(self.table.selected_ids()))
+        a["forget"].triggered.connect(lambda: self.forget_requested.emit(self.table.selected_ids()))
+        a["copy"].triggered.connect(self.detail.copy_output)
+        a["retry_failed"].triggered.connect(self.retry_failed_requested)
+        a["cancel_queued"].triggered.connect(self.cancel_queued_requested)
+        a["clear_finished"].triggered.connect(self.clear_finished_requested)
+        a["pause"].triggered.connect(lambda: self.pause_requested.emit(not self.paused))
+        a["restart_worker"].triggered.connect(self.restart_worker_requested)
+        a["search"].triggered.connect(self._focus_search)
+        for name in ("retry", "copy", "new", "search"):
+            self.addAction(a[name])
+        for name in ("retry", "copy", "export", "forget"):
+            self.table.addAction(a[name])
+
+    def _build_menus(self) -> None:
+        a = self.actions_by_name
+        bar = self.menuBar()
+        for title, names in (
+            ("&File", ["new", "add_files", "open_model", None, "export", None, "settings", None,
+                       "quit"]),
+            ("&Jobs", ["cancel", "retry", "copy", "forget", None, "retry_failed", "cancel_queued",
+                       "clear_finished", None, "search"]),
+            ("&Queue", ["pause", "restart_worker"]),
+        ):  # fmt: skip
+            menu = QMenu(title, self)
+            for name in names:
+                if name is None:
+                    menu.addSeparator()
+                else:
+                    menu.addAction(a[name])
+            bar.addMenu(menu)
+
+    def _build_toolbar(self) -> None:
+        a = self.actions_by_name
+        bar = QToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setMovable(False)
+        bar.setIconSize(QSize(18, 18))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for name in ("new", "add_files", None, "cancel", "retry", None, "retry_failed",
+                     "cancel_queued", "clear_finished", None, "pause", "settings"):  # fmt: skip
+            if name is None:
+                bar.addSeparator()
+            else:
+                bar.addAction(a[name])
+        short = {"add_files": "Add files", "retry_failed": "Retry failed",
+                 "cancel_queued": "Cancel queued", "clear_finished": "Clear finished",
+                 "pause": "Pause", "settings": "Settings", "new": "New"}  # fmt: skip
+        for name, text in short.items():
+            a[name].setIconText(text)
+        self.toolbar = bar
+        self.addToolBar(bar)
+
+    def _build_layout(self) -> None:
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        self.left_split = QSplitter(Qt.Orientation.Vertical)
+        self.left_split.addWidget(self.table)
+        self.left_split.addWidget(self.editor)
+        self.left_split.setStretchFactor(0, 3)
+        self.left_split.setStretchFactor(1, 2)
+        self.left_split.setCollapsible(0, False)
+        column.addWidget(self.filter)
+        column.addWidget(self.left_split, 1)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(left)
+        self.main_split.addWidget(self.detail)
+        self.main_split.setStretchFactor(0, 3)
+        self.main_split.setStretchFactor(1, 2)
+        self.main_split.setCollapsible(0, False)
+        self.main_split.setSizes([740, 540])
+        self.left_split.setSizes([460, 260])
+        self.setCentralWidget(self.main_split)
+
+    # --- state ------------------------------------------------------------------------
+
+    def restore_state(self) -> None:
+        for key, restore in (
+            ("geometry", self.restoreGeometry),
+            ("main_split", self.main_split.restoreState),
+            ("left_split", self.left_split.restoreState),
+        ):
+            value = self.ui.geometry(key)
+            if value is not None:
+                restore(value)
+
+    def save_state(self) -> None:
+        self.ui.set_geometry("geometry", self.saveGeometry())
+        self.ui.set_geometry("main_split", self.main_split.saveState())
+        self.ui.set_geometry("left_split", self.left_split.saveState())
+        self.ui.set_text("selected", self.table.current_job() or "")
+        self.ui.sync()
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        action = self.actions_by_name["pause"]
+        action.setText("&Resume the queue" if paused else "&Pause the queue")
+        action.setIconText("Resume" if paused else "Pause")
+        set_icon(action, "resume" if paused else "pause")
+
+    def update_counts(self, counts: Counter[JobState]) -> None:
+        """Filter counts and the bulk actions that have something to act on."""
+        self.filter.set_counts(counts)
+        a = self.actions_by_name
+        a["retry_failed"].setEnabled(counts[JobState.failed] > 0)
+        a["cancel_queued"].setEnabled(counts[JobState.queued] > 0)
+        a["clear_finished"].setEnabled(any(counts[s] for s in FINISHED_STATES))
+        self.update_actions()
+
+    def update_actions(self) -> None:
+        """Enable what applies to the selected jobs."""
+        rows = [row for i in self.table.selected_ids() if (row := self.jobs.job(i)) is not None]
+        a = self.actions_by_name
+        a["cancel"].setEnabled(any(not r.state.finished and not r.cancel_requested for r in rows))
+        a["retry"].setEnabled(any(r.state.finished for r in rows))
+        a["forget"].setEnabled(any(r.state.finished for r in rows))
+        a["export"].setEnabled(bool(rows))
+        a["copy"].setEnabled(self.table.current_job() is not None)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            retint(self)  # monochrome icons follow a light/dark theme switch
+            self.theme_changed.emit()
+
+    def select_job(self, job_id: str) -> bool:
+        if self.table.select_job(job_id):
+            return True
+        if self.jobs.row_of(job_id) is not None:  # filtered out: show everything
+            self.filter.choose("All")
+            self.filter.search.clear()
+            return self.table.select_job(job_id)
+        return False
+
+    def bring_to_front(self) -> None:
+        self.show()
+        if self.isMinimized():
+            self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # --- what the controller shows -----------------------------------------------------
+
+    def set_models(self, models: list[str], default: str | None) -> None:
+        self.editor.picker.set_models(models, default)
+        if self.detail.job_id is None:
+            self.show_no_job()
+
+    def models(self) -> list[str]:
+        return self.editor.picker.models()
+
+    def current_model(self) -> str | None:
+        return self.editor.picker.current_model()
+
+    def choose_model(self, path: str) -> None:
+        """Queue new jobs with this model."""
+        self.editor.picker.choose(path)
+        if self.detail.job_id is None:
+            self.show_no_job()
+
+    def set_model_info(self, path: str, text: str, ok: bool = True) -> None:
+        self.editor.picker.set_info(path, text, ok)
+
+    def job_defaults(self) -> dict[str, Any]:
+        """What new jobs get besides their prompt, as the editor has it (dropped files too)."""
+        return self.editor.defaults()
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.editor.apply_defaults(settings)
+
+    def prompt_queued(self) -> None:
+        self.editor.submitted()
+
+    def prompt_refused(self, reason: str) -> None:
+        self.editor.show_message(reason)
+
+    @property
+    def shown_job(self) -> str | None:
+        """The job in the detail pane."""
+        return self.detail.job_id
+
+    def show_no_job(self) -> None:
+        self.detail.show_empty(has_model=bool(self.models()))
+
+    def show_job(self, job: Job, texts: dict[int, str]) -> None:
+        self.detail.load(job, texts)
+
+    def show_job_events(self, events: list[Event]) -> None:
+        self.detail.apply_events(events)
+
+    def show_job_changed(self, job: Job) -> None:
+        self.detail.update_job(job)
+
+    def set_queue_state(self, reachable: bool, reason: str = "", paused: bool = False) -> None:
+        self.status.set_queue(reachable, reason, paused)
+
+    def set_workers(self, workers: list[dict[str, Any]], note: str = "") -> None:
+        self.status.set_workers(workers, note)
+
+    def set_vram(self, gpus: list[GpuMemory] | None) -> None:
+        self.status.set_vram(gpus)
+
+    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
+        self.status.showMessage(text, timeout_ms)
+
+    def current_job(self) -> str | None:
+        """The job the table's cursor is on."""
+        return self.table.current_job()
+
+    def tell_error(self, text: str) -> None:
+        """An error that needs the user's attention, in a window-modal box."""
+        box = QMessageBox(
+            QMessageBox.Icon.Critical, "PromptSpool", text, QMessageBox.StandardButton.Close, self
+        )
+        box.finished.connect(box.deleteLater)
+        box.open()  # not exec(): a nested loop inside a running task breaks qasync
+
+    def confirm(self, title: str, question: str, on_yes: Callable[[], object]) -> None:
+        """Ask a yes/cancel question; `on_yes` runs if the answer is yes."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            title,
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.accepted.connect(on_yes)
+        box.finished.connect(box.deleteLater)
+        box.open()
+
+    def show_drop_summary(self, outcome: DropOutcome) -> None:
+        """What a drop queued and refused, in one box (replacing the last drop's)."""
+        if self.drop_summary is not None:
+            self.drop_summary.close()
+            self.drop_summary.deleteLater()
+        self.drop_summary = DropSummary(outcome, self)
+        self.drop_summary.show()
+
+    def close_for_good(self) -> None:
+        """Close the window at quit (the close button otherwise only asks to close)."""
+        if self.drop_summary is not None:
+            self.drop_summary.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.catcher)
+        self.allow_close = True
+        self.close()
+
+    # --- intents ----------------------------------------------------------------------
+
+    def _on_current(self, signal: SignalInstance) -> None:
+        job_id = self.detail.job_id
+        if job_id:
+            signal.emit([job_id])
+
+    def _focus_editor(self) -> None:
+        self.editor.prompt.setFocus()
+
+    def _focus_search(self) -> None:
+        self.filter.search.setFocus()
+        self.filter.search.selectAll()
+
+    def _export_current(self, fmt: str) -> None:
+        if self.detail.job_id:
+            self._export([self.detail.job_id], fmt)
+
+    def _export(self, ids: list[str], fmt: str) -> None:
+        if ids:
+            self.export_requested.emit(ids, fmt)
+
+    def ask_export_path(self, count: int, fmt: str) -> Path | None:
+        suffix = {"md": "Markdown (*.md)", "json": "JSON (*.json)"}[fmt]
+        name = f"promptspool-{count}-jobs.{fmt}" if count > 1 else f"promptspool-job.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export jobs", name, suffix)
+        return Path(path) if path else None
+
+    def _add_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add prompt files", "", PROMPT_FILTER)
+        if paths:
+            self.files_dropped.emit([Path(p) for p in paths])
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.allow_close:
+            event.accept()
+            return
+        event.ignore()
+        self.close_requested.emit()

@@ -1,0 +1,76 @@
+"""Job-finished notifications, several finishing together summed up in one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from desktop.common.formatting import plural
+from worker.jobs.job import JobState
+
+COALESCE_MS = 1500
+
+
+@dataclass(frozen=True)
+class Finished:
+    job_id: str
+    title: str
+    state: JobState
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    title: str
+    message: str
+    job_id: str  # the job a click opens
+
+
+def compose(finished: list[Finished]) -> Notification:
+    """One notification for jobs that finished together."""
+    failed = [f for f in finished if f.state is JobState.failed]
+    if len(finished) == 1:
+        job = finished[0]
+        if failed:
+            return Notification("Job failed", f"{job.title}: {job.error or 'failed'}", job.job_id)
+        return Notification("Job finished", job.title, job.job_id)
+    message = f"{plural(len(finished), 'job')} finished"
+    if failed:
+        message += f", {len(failed)} failed"
+    target = failed[0] if failed else finished[-1]
+    return Notification("PromptSpool", message, target.job_id)
+
+
+class Notifier(QObject):
+    """Collects finished jobs for a moment, then emits one `notified(title, message, job_id)`.
+
+    The signal fires whether or not a system tray can show it (tests and the window use it).
+    """
+
+    notified = Signal(str, str, str)
+
+    def __init__(self, enabled: bool = True, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.enabled = enabled
+        self._pending: list[Finished] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(COALESCE_MS)
+        self._timer.timeout.connect(self.flush)
+
+    def job_finished(self, job_id: str, title: str, state: JobState, error: str | None) -> None:
+        if not self.enabled or state not in (JobState.succeeded, JobState.failed):
+            return
+        if any(f.job_id == job_id for f in self._pending):
+            return
+        self._pending.append(Finished(job_id, title, state, error))
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        self._timer.stop()
+        pending, self._pending = self._pending, []
+        if pending and self.enabled:
+            note = compose(pending)
+            self.notified.emit(note.title, note.message, note.job_id)

@@ -1,0 +1,207 @@
+"""The settings dialog: defaults for new jobs, the worker's GPU and context, desktop behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.common.icons import set_icon
+from desktop.common.sampling import SamplingFields
+from desktop.window.modelpicker import ask_model_file
+from worker.jobs.validation import describe_validation_error, field_bounds
+from worker.settings import Settings
+
+WORKER_FIELDS = ("model", "n_gpu_layers", "n_ctx")
+
+
+def _setting_box(name: str, step: int = 1) -> QSpinBox:
+    """A spin box for the integer setting `name`, with the settings model's bounds."""
+    low, high = field_bounds(Settings, name)
+    box = QSpinBox()
+    box.setRange(int(low), int(high))
+    box.setSingleStep(step)
+    box.setGroupSeparatorShown(True)
+    return box
+
+
+def _folder_row(path: Path) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    label = QLabel(str(path))
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setToolTip(str(path))
+    button = QToolButton()
+    set_icon(button, "folder")
+    button.setText("Open")
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setToolTip(f"Open {path} in the file manager")
+
+    def open_folder() -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    button.clicked.connect(open_folder)
+    layout.addWidget(label, 1)
+    layout.addWidget(button)
+    return row
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; Save validates, writes the settings file and emits it."""
+
+    saved = Signal(object)  # Settings
+    restart_worker_requested = Signal()
+
+    def __init__(
+        self, settings: Settings, can_restart_worker: bool = False, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("PromptSpool settings")
+        self.setMinimumWidth(560)
+        self._build_fields()
+        boxes = self._build_groups(can_restart_worker)
+        self.error = QLabel()
+        self.error.setStyleSheet("QLabel { color: #dc2626; }")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        for box in boxes:
+            layout.addWidget(box)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self.load(settings)
+
+    def _build_fields(self) -> None:
+        self.model = QLineEdit()
+        self.model.setPlaceholderText("none: choose one in the editor")
+        self.model.setClearButtonEnabled(True)
+        browse = QToolButton()
+        set_icon(browse, "open")
+        browse.setToolTip("Choose a GGUF file")
+        browse.clicked.connect(self._browse)
+        self.model_row = model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(browse)
+        self.gpu_layers = _setting_box("n_gpu_layers")
+        self.gpu_layers.setSpecialValueText("all")
+        self.gpu_layers.setToolTip("Layers offloaded to the GPU: all, none (0), or a number")
+        self.n_ctx = _setting_box("n_ctx", 1024)
+        self.n_ctx.setSuffix(" tokens")
+        self.sampling = SamplingFields(compact=False)
+        self.notifications = QCheckBox("Notify when jobs finish or fail")
+        self.keep_in_tray = QCheckBox("Keep the queue running in the tray when the window closes")
+
+    def _build_groups(self, can_restart_worker: bool) -> list[QGroupBox]:
+        engine = QFormLayout()
+        engine.addRow("Default model:", self.model_row)
+        engine.addRow("GPU layers:", self.gpu_layers)
+        engine.addRow("Context size:", self.n_ctx)
+        note = QLabel("The worker uses these from its next start.")
+        note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.restart_button = QPushButton("Restart the worker now")
+        set_icon(self.restart_button, "restart")
+        self.restart_button.setVisible(can_restart_worker)
+        self.restart_button.setToolTip("A running job goes back to the queue and runs again")
+        self.restart_button.clicked.connect(self.restart_worker_requested)
+        restart_row = QHBoxLayout()
+        restart_row.addWidget(note, 1)
+        restart_row.addWidget(self.restart_button)
+        engine.addRow(restart_row)
+        sampling = QVBoxLayout()
+        sampling.addWidget(self.sampling)
+        desktop = QVBoxLayout()
+        desktop.addWidget(self.notifications)
+        desktop.addWidget(self.keep_in_tray)
+        paths = self.settings.paths
+        folders = QFormLayout()
+        folders.addRow("Data:", _folder_row(paths.data))
+        folders.addRow("Logs:", _folder_row(paths.logs))
+        folders.addRow("Settings:", _folder_row(paths.config))
+
+        boxes = []
+        for title, inner in (
+            ("Model and GPU", engine),
+            ("Defaults for new jobs", sampling),
+            ("Desktop", desktop),
+            ("Folders", folders),
+        ):
+            box = QGroupBox(title)
+            box.setLayout(inner)
+            boxes.append(box)
+        return boxes
+
+    def load(self, settings: Settings) -> None:
+        self.model.setText(str(settings.model) if settings.model else "")
+        self.gpu_layers.setValue(settings.n_gpu_layers)
+        self.n_ctx.setValue(settings.n_ctx)
+        self.sampling.set_values(settings.job_defaults())
+        self.notifications.setChecked(settings.notifications)
+        self.keep_in_tray.setChecked(settings.keep_in_tray)
+
+    def values(self) -> dict[str, Any]:
+        model = self.model.text().strip()
+        return {
+            "model": Path(model).expanduser() if model else None,
+            "n_gpu_layers": self.gpu_layers.value(),
+            "n_ctx": self.n_ctx.value(),
+            **self.sampling.values(),
+            "notifications": self.notifications.isChecked(),
+            "keep_in_tray": self.keep_in_tray.isChecked(),
+        }
+
+    def updated(self) -> Settings:
+        """A validated copy of the settings with the dialog's values."""
+        updated = self.settings.model_copy(deep=True)
+        for name, value in self.values().items():
+            setattr(updated, name, value)  # validate_assignment checks each value
+        return updated
+
+    def save(self) -> None:
+        try:
+            updated = self.updated()
+            updated.save()
+        except ValidationError as exc:
+            self._fail(describe_validation_error(exc))
+            return
+        except OSError as exc:
+            self._fail(f"cannot write the settings file: {exc}")
+            return
+        self.settings = updated
+        self.saved.emit(updated)
+        self.accept()
+
+    def _fail(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _browse(self) -> None:
+        path = ask_model_file(self, self.model.text())
+        if path:
+            self.model.setText(path)

@@ -1,0 +1,1 @@
+"""Tests of the desktop app, offscreen, over a real queue."""

@@ -1,0 +1,1 @@
+"""Tests of the llama.cpp engine: batching, sampling, text assembly."""

@@ -1,0 +1,1 @@
+"""Tests of hosting the queue: the bundled server and worker children."""

@@ -1,0 +1,1 @@
+"""Tests of job specs and prompt files."""

@@ -1,0 +1,1 @@
+"""Tests of the queue: submit, states, priorities, parallel workers."""

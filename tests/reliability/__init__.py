@@ -1,0 +1,1 @@
+"""The fault, bad-input and security suites, against real processes."""

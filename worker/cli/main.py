@@ -1,0 +1,96 @@
+"""The `promptspool` command line: the parser, the dispatch and the one-line error reports."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from worker import __version__
+from worker.cli import hosting, jobs, queue, submit
+from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
+from worker.jobs.validation import describe_validation_error
+from worker.queue.connection import QueueUnavailable
+from worker.queue.ledger import JobStateError, UnknownJobError
+from worker.settings import Settings, load_settings
+
+GROUPS: tuple[Registrar, ...] = (hosting.register, submit.register, jobs.register, queue.register)
+
+
+def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
+    """The parser with the core's commands, after those that `extra` adds (the desktop's)."""
+    parser = argparse.ArgumentParser(
+        prog="promptspool", description="Queue prompts as durable jobs for a local LLM."
+    )
+    parser.add_argument("--version", action="version", version=f"promptspool {__version__}")
+    parser.add_argument(
+        "--self-test", action="store_true", help="start a server and a worker, run one job, exit"
+    )
+    parser.add_argument("--model", dest="self_test_model", metavar="FILE", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in (*extra, *GROUPS):
+        register(sub)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    extra: Sequence[Registrar] = (),
+    default_command: str | None = None,
+) -> int:
+    """Run one command; its exit status. Without a command: `default_command`, else the help."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(extra)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"promptspool: bad setting: {describe_validation_error(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.self_test:
+        from worker.hosting.selftest import run_self_test
+
+        if not args.self_test_model:
+            print("promptspool: --self-test needs --model FILE.gguf", file=sys.stderr)
+            return EXIT_FAILED
+        return run_self_test(args.self_test_model)
+    if args.command is None:
+        if default_command is None:
+            parser.print_help()
+            return EXIT_OK
+        args = parser.parse_args([*argv, default_command])
+    try:
+        return int(args.handler(args, settings))
+    except CliError as exc:
+        print(f"promptspool: {exc}", file=sys.stderr)
+        return exc.code
+    except QueueUnavailable as exc:
+        print(f"promptspool: {exc}", file=sys.stderr)
+        return EXIT_NO_QUEUE
+    except (UnknownJobError, JobStateError) as exc:
+        print(f"promptspool: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        return _queue_failure(exc, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _queue_failure(exc: Exception, settings: Settings) -> int:
+    """One line for a server that broke off or refused a write mid-command; else re-raise."""
+    from worker.queue.connection import NOT_RUNNING_HINT, disk_full_hint, is_queue_outage
+
+    if not is_queue_outage(exc):
+        raise exc
+    if hint := disk_full_hint(exc):
+        print(f"promptspool: {hint}; free space in {settings.paths.data} and try again "
+              "(nothing was changed)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    print(f"promptspool: the queue stopped answering mid-command ({exc}); once it is back, "
+          f"check with `promptspool list`; {NOT_RUNNING_HINT}", file=sys.stderr)  # fmt: skip
+    return EXIT_NO_QUEUE

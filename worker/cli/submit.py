@@ -1,0 +1,90 @@
+"""`submit`: prompts from files, folders and --prompt, with the settings' defaults under them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_command, open_client
+from worker.jobs.job import JobState
+from worker.jobs.promptfiles import load_prompt_paths
+from worker.jobs.spec import JobSpec, Priority
+from worker.jobs.validation import describe_validation_error
+from worker.settings import Settings
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "submit", cmd_submit, "queue prompts from files, folders or --prompt")
+    p.add_argument("paths", nargs="*", type=Path, metavar="FILE|DIR")
+    p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    p.add_argument("--model", help="GGUF model (default: PROMPTSPOOL_MODEL or the settings)")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--priority", choices=[x.value for x in Priority])
+    p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.add_argument("--wait", action="store_true", help="wait until the jobs end")
+    p.add_argument("--json", action="store_true")
+
+
+def job_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The settings' defaults for new jobs, with what the command line gave on top."""
+    defaults = settings.job_defaults()
+    if args.model:
+        defaults["model"] = args.model
+    if "model" not in defaults:
+        raise CliError("no model: pass --model PATH.gguf or set PROMPTSPOOL_MODEL")
+    given = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "priority": args.priority,
+        "timeout": args.timeout,
+    }
+    defaults.update({k: v for k, v in given.items() if v is not None})
+    return defaults
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.paths and not args.prompt:
+        raise CliError("nothing to submit: give FILE|DIR arguments or --prompt TEXT", EXIT_FAILED)
+    defaults = job_defaults(args, settings)
+    specs: list[JobSpec] = []
+    for text in args.prompt:
+        try:
+            specs.append(JobSpec(**{**defaults, "prompt": text}))
+        except ValidationError as exc:
+            raise CliError(f"--prompt: {describe_validation_error(exc)}") from exc
+    loaded = load_prompt_paths(args.paths, defaults)
+    for refusal in loaded.refused:
+        print(f"promptspool: refused {refusal}", file=sys.stderr)
+    specs.extend(loaded.specs)
+    if not specs:
+        return EXIT_FAILED
+    with open_client(settings) as client:
+        try:
+            ids = client.submit(specs)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if not args.json:
+            for job_id in ids:
+                print(job_id, flush=True)
+        code = EXIT_FAILED if loaded.refused else EXIT_OK
+        if args.wait:
+            finished = [client.wait(job_id) for job_id in ids]
+            for job in finished:
+                if job.state is not JobState.succeeded:
+                    code = EXIT_FAILED
+                    print(f"promptspool: job {job.id} {job.state.value}: {job.error}",
+                          file=sys.stderr)  # fmt: skip
+            jobs = finished
+        else:
+            jobs = [client.get(job_id, with_output=False) for job_id in ids]
+        if args.json:
+            print(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
+    return code

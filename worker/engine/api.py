@@ -1,0 +1,97 @@
+"""What the worker asks of an engine and gets back: load options, stop signals, results, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from worker.jobs.spec import JobSpec
+
+
+class EngineError(RuntimeError):
+    """A job cannot run: the model does not load, the prompt does not fit, decoding failed."""
+
+
+class Cancelled(Exception):
+    """Generation stopped because the job was cancelled or ran out of time."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_gpu_layers: int = -1
+    n_ctx: int = 4096  # per job: a batched context holds this many tokens for each slot
+    n_batch: int = 512
+    n_threads: int | None = None
+    # None: llama.cpp decides when layers run on a GPU; off on the CPU, where it is ~3x slower.
+    flash_attn: bool | None = None
+
+
+@dataclass(frozen=True)
+class GpuStatus:
+    """Whether layers really run on a GPU; `reason` says why not when they don't."""
+
+    supported: bool
+    layers_offloaded: int
+    layers_total: int
+    reason: str
+
+    @property
+    def active(self) -> bool:
+        return self.supported and self.layers_offloaded > 0
+
+
+@dataclass
+class StopSignal:
+    """Set from another thread to stop generation; also stops at a deadline."""
+
+    event: threading.Event
+    deadline: float | None = None
+    timeout_reason: str = "timed out"
+
+    def reason(self) -> str | None:
+        if self.event.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return self.timeout_reason
+        return None
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_second: float | None
+    finish_reason: str  # "stop" (end token or stop string), "length", "context"
+
+
+# Callbacks: progress(phase, done, total, tps, eta) and text(chunk, done, total, tps, eta, at),
+# where `at` (optional) is the wall time the chunk's first token was produced.
+ProgressFn = Callable[..., None]
+TextFn = Callable[..., bool]
+
+
+class JobEngine(Protocol):
+    """What JobRunner needs: `BatchEngine` offers it."""
+
+    gpu: GpuStatus
+    text_interval: float  # a job's text reaches on_text at most this often (0: every token)
+
+    @property
+    def model_path(self) -> Path | None: ...
+
+    def ensure_model(self, model: str | Path, options: LoadOptions | None = None) -> bool: ...
+
+    def generate(
+        self, spec: JobSpec, stop: StopSignal, on_progress: ProgressFn, on_text: TextFn
+    ) -> GenerationResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Running the queue: the bundled server, `serve`, the TLS door, the self-test, worker children."""

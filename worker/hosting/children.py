@@ -1,0 +1,212 @@
+"""The one lifecycle of a worker child, for every supervisor: how it is started, how its
+readiness is seen, how it is stopped, and how long to wait before starting it again.
+
+`serve`, the self-test and the test harness use `WorkerChild`; the desktop keeps its QProcess
+(for Qt's signals) and takes the command, the environment, the outcome and the backoff from
+here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import redis
+
+from worker.queue import keys
+from worker.queue.events import read_events
+
+STOP_TIMEOUT_S = 30.0  # a warm shutdown hands the running job back; then it is killed
+
+
+def worker_command(*args: str, exit_with_parent: bool = True) -> list[str]:
+    """How a supervisor starts a worker (that ends with it): a subcommand of a frozen app,
+    else `python -m worker`."""
+    program = (
+        [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "worker"]
+    )
+    watch = ["--exit-with-parent"] if exit_with_parent else []
+    return [*program, "worker", *watch, *args]
+
+
+def worker_env(
+    queue_url: str, base: Mapping[str, str] | None = None, **extra: str
+) -> dict[str, str]:
+    """A worker's environment: the queue's URL (with its password) goes here, never on argv,
+    which every user of the machine can read."""
+    env = dict(os.environ if base is None else base)
+    env.update(extra)
+    env["PROMPTSPOOL_REDIS_URL"] = queue_url
+    return env
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: signal.Signals) -> Callable[[], None] | None:
+    """A Popen preexec_fn that asks Linux to send `sig` to the child when its parent dies.
+
+    None elsewhere. libc is loaded here, in the parent, so between fork and exec the child
+    makes a single prctl call: it takes no lock that another thread of the parent could
+    hold at fork time, which is what makes preexec_fn unsafe in general (PLW1509).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return set_signal
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a child process ended, and how long it had lived."""
+
+    exit_code: int  # the signal number when it crashed
+    crashed: bool
+    lived_s: float
+    what: str = "worker"
+
+    @classmethod
+    def from_returncode(cls, returncode: int, lived_s: float, what: str = "worker") -> ChildOutcome:
+        """From Popen's return code, which is minus the signal for a killed process."""
+        return cls(abs(returncode), returncode < 0, lived_s, what)
+
+    def __str__(self) -> str:
+        if self.crashed:
+            return f"{self.what} crashed (signal {self.exit_code}) after {self.lived_s:.0f} s"
+        return f"{self.what} exited with code {self.exit_code} after {self.lived_s:.0f} s"
+
+
+@dataclass
+class RestartBackoff:
+    """How long to wait before starting a dead child again.
+
+    A child that lived `stable_after_s` or longer starts again at once (and the delays start
+    over); one that keeps dying sooner waits `first_s`, then twice as long each time, up to
+    `max_s`, so a child that cannot start does not spin.
+    """
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    stable_after_s: float = 30.0
+    _next_s: float = field(default=-1.0, init=False, repr=False)
+
+    def delay(self, lived_s: float | None = None) -> float:
+        """The wait before the next start; `lived_s` None: the child did not start at all."""
+        if self._next_s < 0:
+            self._next_s = self.first_s
+        if lived_s is not None and lived_s >= self.stable_after_s:
+            self._next_s = self.first_s
+            return 0.0
+        delay = self._next_s
+        self._next_s = min(max(self._next_s * 2, self.first_s), self.max_s)
+        return delay
+
+    def reset(self, next_s: float | None = None) -> None:
+        """Start over: the next delay is `next_s` (default: `first_s`)."""
+        self._next_s = self.first_s if next_s is None else next_s
+
+
+def wait_worker_ready(
+    client: redis.Redis,
+    after: str,
+    timeout: float,
+    alive: Callable[[], bool] = lambda: True,
+) -> str | None:
+    """The id of the first worker to announce itself ready on the global stream after event
+    `after`; None when `alive()` turns false (the child died, a stop was asked) or time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        for event in read_events(client, {keys.GLOBAL_EVENTS: after}, block_ms=250):
+            after = event.id
+            if event.type == "worker" and event.data.get("state") == "ready":
+                return str(event.data.get("worker"))
+    return None
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM (a worker's warm shutdown: its running jobs go back to the queue), then SIGKILL
+    if it has not exited within `timeout`; its return code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+class WorkerChild:
+    """One worker process at a time, started from the same command and environment.
+
+    `on_exit` is called (on a watcher thread) with the outcome of each process that ends.
+    With `die_with_parent` the worker ends with the process that started it: it watches its
+    parent itself, on any OS (`--exit-with-parent`), and on Linux it also gets SIGTERM when
+    the parent dies, even by SIGKILL.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        args: Sequence[str] = (),
+        log: Path | None = None,
+        die_with_parent: bool = True,
+        on_exit: Callable[[ChildOutcome], None] | None = None,
+    ) -> None:
+        self.command = worker_command(*args, exit_with_parent=die_with_parent)
+        self.env = dict(env)
+        self.log = log
+        self.die_with_parent = die_with_parent
+        self.on_exit = on_exit
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        sink: IO[bytes] | None = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
+        try:
+            process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=sink,
+                stderr=sink,
+                preexec_fn=parent_death_signal(signal.SIGTERM) if self.die_with_parent else None,  # noqa: PLW1509 (one prctl call)
+            )
+        finally:
+            if sink is not None:
+                sink.close()
+        self.process = process
+        self.started_at = started = time.monotonic()
+        if self.on_exit is not None:
+            on_exit = self.on_exit
+
+            def watch() -> None:
+                code = process.wait()
+                on_exit(ChildOutcome.from_returncode(code, time.monotonic() - started))
+
+            threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+        return process
+
+    def wait_ready(self, client: redis.Redis, after: str, timeout: float = 120.0) -> str | None:
+        """The worker's id once it is ready (see `wait_worker_ready`); None if it died first."""
+        return wait_worker_ready(client, after, timeout, alive=lambda: self.running)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """Stop the current process (warm shutdown, then kill); its return code, None if none."""
+        return None if self.process is None else stop_process(self.process, timeout)

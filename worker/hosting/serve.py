@@ -1,0 +1,208 @@
+"""`promptspool serve`: the bundled server plus one supervised worker, headless."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from worker.hosting.children import (
+    ChildOutcome,
+    RestartBackoff,
+    WorkerChild,
+    wait_worker_ready,
+    worker_env,
+)
+from worker.hosting.server import BundledServer, ServerError
+from worker.hosting.tlsdoor import RemoteDoor, TlsForwarder, self_signed_certificate
+from worker.queue import keys
+from worker.queue.connection import QueueAddress
+from worker.queue.replies import last_stream_id
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Serve:
+    """Runs until SIGINT/SIGTERM: starts (or attaches to) the server, keeps a worker alive.
+
+    A server that `serve` started is supervised too: if it dies, it is started again on the
+    same socket and password from its append-only file, and the worker reconnects. Both
+    children get SIGTERM on Linux if `serve` itself is killed, so a killed `serve` leaves
+    no orphan worker behind; the next `serve` finds every job in the append-only file.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str | None = None,
+        *,
+        remote: str | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.url = url or settings.redis_url
+        self.remote = remote  # HOST:PORT where remote workers may join over TLS
+        self.tls_files = (tls_cert, tls_key)
+        self.server: BundledServer | None = None
+        self.forwarder: TlsForwarder | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._exits: list[ChildOutcome] = []
+        self._server_exits: list[int] = []
+
+    def _on_worker_exit(self, outcome: ChildOutcome) -> None:
+        self._exits.append(outcome)
+        self._wake.set()
+
+    def _on_server_exit(self, code: int) -> None:
+        self._server_exits.append(code)
+        self._wake.set()
+
+    def _watch_server(self) -> None:
+        """Wake the main loop when the server process that we started exits."""
+        process = self.server.process if self.server is not None else None
+        if process is None:
+            return  # attached to a server that another process owns and supervises
+        threading.Thread(
+            target=lambda: self._on_server_exit(process.wait()), name="server-watch", daemon=True
+        ).start()
+
+    def _restart_server(self) -> bool:
+        """Start the server again until it answers; False if a stop signal came first."""
+        assert self.server is not None
+        code = self._server_exits.pop()
+        self._server_exits.clear()
+        print(f"promptspool: queue server exited ({_describe_exit(code)}); restarting it",
+              file=sys.stderr, flush=True)  # fmt: skip
+        backoff = RestartBackoff(first_s=0.2)
+        while not self._stopping:
+            try:
+                info = self.server.start()
+            except ServerError as exc:
+                delay = backoff.delay()
+                print(f"promptspool: queue server did not start again: {exc}; "
+                      f"retrying in {delay:g} s", file=sys.stderr, flush=True)  # fmt: skip
+                if self._sleep(delay):
+                    return False
+                continue
+            self._watch_server()  # before saying so: it may die again at once
+            print(f"promptspool: queue server restarted (pid {info.pid}); jobs are kept",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return True
+        return False
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def run(self, ready: Callable[[str], None] | None = None) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        if self.url:
+            address = QueueAddress.from_url(self.url)
+        else:
+            self.server = BundledServer(self.settings.paths.ensure(), die_with_parent=True)
+            info = self.server.start()
+            address = QueueAddress.from_url(info.celery_url())
+            self._watch_server()
+            if self.remote:
+                try:
+                    self._open_remote_door(info.socket_path)
+                except BaseException:
+                    self.server.stop()
+                    raise
+        client = address.connect()
+        worker = WorkerChild(worker_env(address.celery_url), on_exit=self._on_worker_exit)
+        backoff = RestartBackoff()
+        try:
+            after = last_stream_id(client, keys.GLOBAL_EVENTS)
+            worker.start()
+            self._wait_worker_ready(worker, client, after, ready)
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    break
+                if self._server_exits and not self._restart_server():
+                    break
+                if not self._exits:
+                    continue
+                outcome = self._exits.pop()
+                print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
+                if self._sleep(backoff.delay(outcome.lived_s)):
+                    break
+                worker.start()
+        finally:
+            worker.stop()
+            client.close()
+            if self.forwarder is not None:
+                self.forwarder.stop()
+            if self.server is not None:
+                self.server.stop()
+        return 0
+
+    def _open_remote_door(self, socket_path: Path) -> None:
+        """TLS on HOST:PORT for remote workers; prints how to join (never the password)."""
+        assert self.server is not None and self.remote is not None
+        host, port = parse_host_port(self.remote)
+        public = host if host not in ("", "0.0.0.0", "::") else socket.getfqdn()
+        cert, key = self.tls_files
+        if cert is None or key is None:
+            names = [public, socket.gethostname(), "localhost", "127.0.0.1", "::1"]
+            if host not in ("", "0.0.0.0", "::"):
+                names.insert(0, host)
+            cert, key = self_signed_certificate(self.settings.paths.config / "tls", names)
+        self.forwarder = TlsForwarder(host, port, socket_path, cert, key)
+        _, bound = self.forwarder.start()
+        door = RemoteDoor(public, bound, cert)
+        print(
+            f"promptspool: remote workers may join over TLS at {public}:{bound}. On the other "
+            f"machine, with a copy of {cert} and the password in {self.server.password_file}:\n"
+            f"  PROMPTSPOOL_REDIS_URL='{door.worker_url('PASSWORD')}' promptspool worker",
+            flush=True,
+        )
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait out a restart backoff; True if a stop signal came meanwhile."""
+        if seconds > 0:
+            self._wake.wait(seconds)
+        return self._stopping
+
+    def _wait_worker_ready(
+        self,
+        worker: WorkerChild,
+        client: redis.Redis,
+        after: str,
+        ready: Callable[[str], None] | None,
+    ) -> None:
+        worker_id = wait_worker_ready(
+            client, after, 120, alive=lambda: not self._stopping and not self._exits
+        )
+        if worker_id is not None and ready is not None:
+            ready(worker_id)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"status {code}"
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """'HOST:PORT', '[IPv6]:PORT' or ':PORT' (all interfaces); ValueError naming the problem."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 0.0.0.0:6390")
+    return host.strip("[]") or "0.0.0.0", int(port)

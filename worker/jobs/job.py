@@ -1,0 +1,98 @@
+"""A job as the ledger records it: its spec, state, attempts, output and token counts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from worker.jobs.spec import JobSpec
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    loading = "loading"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_STATES
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.loading, JobState.running)
+
+
+FINISHED_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
+
+
+def new_job_id() -> str:
+    """A short, unique, shell-friendly id."""
+    return uuid.uuid4().hex[:12]
+
+
+def now() -> float:
+    return time.time()
+
+
+class RunRecord(BaseModel):
+    """What one run produced: times, output, error and token counts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    started_at: float | None = None
+    finished_at: float | None = None
+    output: str = ""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_per_second: float | None = None
+    worker: str | None = None
+
+
+class Attempt(RunRecord):
+    """One run of a job; retries and lost workers each add one."""
+
+    number: int
+    state: JobState
+
+
+class Job(RunRecord):
+    """A job with its current attempt's record flattened on top, as `show --json` prints it."""
+
+    id: str
+    spec: JobSpec
+    state: JobState
+    attempt: int = 1
+    seq: int = 0
+    created_at: float
+    cancel_requested: bool = False
+    queue_position: int | None = Field(default=None, description="1 = next to run.")
+    attempts: list[Attempt] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def title(self) -> str:
+        return self.spec.display_title
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def priority(self) -> str:
+        return self.spec.priority.value
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else now()
+        return max(0.0, end - self.started_at)

@@ -1,0 +1,282 @@
+"""Prompt files and folders (drag and drop, CLI) turned into JobSpecs, or refused with a reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.jobs.spec import JobSpec
+from worker.jobs.validation import describe_validation_error
+
+__all__ = [
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "LoadResult",
+    "PromptSource",
+    "Refusal",
+    "load_prompt_paths",
+]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".prompt", ".json", ".jsonl")
+MAX_FILE_BYTES = 8 * 1024 * 1024  # larger prompt files are refused
+MAX_FILES = 10_000  # a drop/folder with more supported files is refused as a whole
+
+_TEXT_SUFFIXES = (".txt", ".md", ".prompt")
+_TITLE_MAX = 200
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A file or folder that queues nothing, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """One accepted file and the specs it gave, in file order."""
+
+    path: Path
+    specs: tuple[JobSpec, ...]
+
+
+@dataclass
+class LoadResult:
+    """Accepted files and refusals, in the order they were found."""
+
+    sources: list[PromptSource]
+    refused: list[Refusal]
+
+    @property
+    def specs(self) -> list[JobSpec]:
+        """All accepted specs, in order."""
+        return [spec for source in self.sources for spec in source.specs]
+
+
+class _Refused(Exception):
+    """Internal: the current file is refused with this reason."""
+
+
+def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) -> LoadResult:
+    """Load files and folders into specs; each path that cannot be used becomes a Refusal.
+
+    `defaults` holds JobSpec fields applied under every spec (a JSON spec's own fields win).
+    Folders are walked recursively in path order, skipping hidden entries and unsupported
+    files; a folder with more than MAX_FILES supported files is refused as a whole. A file
+    reached twice (e.g. dropped along with its folder) is loaded once. Text is UTF-8 (a BOM
+    is stripped); a file starting with a UTF-16 BOM is decoded as UTF-16, since that is
+    what the user's editor meant. The model file is not checked here.
+    """
+    result = LoadResult(sources=[], refused=[])
+    seen: set[str] = set()
+    for raw in paths:
+        root = Path(raw)
+        files, refusals = _collect(root)
+        if len(files) > MAX_FILES:
+            result.refused.append(
+                Refusal(
+                    root,
+                    f"contains {len(files)} prompt files, more than "
+                    f"the limit of {MAX_FILES}; nothing queued",
+                )
+            )
+            continue
+        result.refused.extend(refusals)
+        for path in files:
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                specs = _load_file(path, defaults)
+            except _Refused as exc:
+                result.refused.append(Refusal(path, str(exc)))
+            else:
+                result.sources.append(PromptSource(path, specs))
+    return result
+
+
+def _collect(root: Path) -> tuple[list[Path], list[Refusal]]:
+    """The files to load for one given path (sorted for a folder) and refused folders."""
+    try:
+        info = root.stat()
+    except OSError as exc:
+        return [], [Refusal(root, _os_reason(exc))]
+    if not stat.S_ISDIR(info.st_mode):
+        if root.suffix.lower() not in SUPPORTED_SUFFIXES:
+            return [], [Refusal(root, _unsupported(root))]
+        return [root], []
+    files: list[Path] = []
+    refusals: list[Refusal] = []
+    visited = {os.path.realpath(root)}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            refusals.append(Refusal(folder, _os_reason(exc)))
+            continue
+        for entry in listing:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                real = os.path.realpath(path)
+                if real not in visited:  # symlink loops and repeats end here
+                    visited.add(real)
+                    stack.append(path)
+            elif Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(path)
+    files.sort()
+    return files, refusals
+
+
+def _load_file(path: Path, defaults: Mapping[str, Any]) -> tuple[JobSpec, ...]:
+    text = _read_text(path)
+    if not text.strip():
+        raise _Refused("empty prompt file")
+    suffix = path.suffix.lower()
+    if suffix in _TEXT_SUFFIXES:
+        return (_build(defaults, {"prompt": text}, _title(path.name)),)
+    if suffix == ".json":
+        value = _parse_json(text)
+        if not isinstance(value, list):
+            return (_build_json(value, defaults, _title(path.name)),)
+        if not value:
+            raise _Refused("the JSON list is empty: no prompts in it")
+        label = "item {}: " if len(value) > 1 else ""
+        items = [(label.format(n), n, item) for n, item in enumerate(value, start=1)]
+    else:
+        # One pass, parsing and validating each line in turn: the reason names the first
+        # bad line, whatever is wrong with it.
+        lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+        several = len(lines) > 1
+        specs = []
+        for index, (lineno, line) in enumerate(lines, start=1):
+            try:
+                item = _parse_json(line, single_line=True)
+                title = _title(path.name, index if several else None)
+                specs.append(_build_json(item, defaults, title))
+            except _Refused as exc:
+                raise _Refused(f"line {lineno}: {exc}") from exc
+        return tuple(specs)
+    several = len(items) > 1
+    specs = []
+    for prefix, index, item in items:
+        try:
+            specs.append(_build_json(item, defaults, _title(path.name, index if several else None)))
+        except _Refused as exc:
+            raise _Refused(f"{prefix}{exc}") from exc
+    return tuple(specs)
+
+
+def _read_text(path: Path) -> str:
+    """The decoded file, or _Refused naming why it cannot be used as text."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _Refused("not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise _Refused(_too_large(info.st_size))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Refused(_os_reason(exc)) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise _Refused(_too_large(len(data)))
+    if data.startswith(_UTF16_BOMS):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise _Refused(f"not UTF-16 text (invalid data at offset {exc.start})") from exc
+    else:
+        if b"\x00" in data:
+            raise _Refused("contains NUL bytes; looks like a binary file, not text")
+        bom = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+        try:
+            text = data[bom:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Refused(f"not UTF-8 text (invalid byte at offset {exc.start + bom})") from exc
+    if "\x00" in text:
+        raise _Refused("contains NUL characters; looks like a binary file, not text")
+    return text
+
+
+def _parse_json(text: str, single_line: bool = False) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"column {exc.colno}" if single_line else f"line {exc.lineno}, column {exc.colno}"
+        raise _Refused(f"invalid JSON at {where}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise _Refused("invalid JSON: nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer with too many digits
+        raise _Refused(f"invalid JSON: {exc}") from exc
+
+
+def _build_json(value: Any, defaults: Mapping[str, Any], title: str) -> JobSpec:
+    if not isinstance(value, dict):
+        kind = _JSON_TYPES.get(type(value), type(value).__name__)
+        raise _Refused(f"expected a JSON object (a job spec), got {kind}")
+    return _build(defaults, value, title)
+
+
+def _build(defaults: Mapping[str, Any], fields: Mapping[str, Any], title: str) -> JobSpec:
+    try:
+        return JobSpec.model_validate({**defaults, "title": title, **fields})
+    except ValidationError as exc:
+        raise _Refused(describe_validation_error(exc)) from exc
+
+
+def _title(name: str, number: int | None = None) -> str:
+    tail = f"#{number}" if number is not None else ""
+    if len(name) + len(tail) > _TITLE_MAX:
+        name = name[: _TITLE_MAX - len(tail) - 1] + "…"
+    return name + tail
+
+
+def _too_large(size: int | None) -> str:
+    amount = f"{size} bytes" if size is not None else f"over {MAX_FILE_BYTES} bytes"
+    return f"file too large ({amount}; the limit is {MAX_FILE_BYTES} bytes)"
+
+
+def _unsupported(path: Path) -> str:
+    kind = f"'{path.suffix}'" if path.suffix else "(no extension)"
+    return f"unsupported file type {kind}; use .txt, .md, .prompt, .json or .jsonl"
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file or directory"
+    if isinstance(exc, PermissionError):
+        return "cannot be read: permission denied"
+    return f"cannot be read: {exc.strerror or exc}"

@@ -1,0 +1,91 @@
+"""The Celery app: JSON only, late acks, one job at a time, priorities on the Redis transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from worker.jobs.spec import Priority
+
+TASK_NAME = "promptspool.run_job"
+QUEUE_NAME = "promptspool"
+# Kombu's Redis transport polls lower numbers first: 0 is the highest priority.
+PRIORITY_VALUES = {Priority.high: 1, Priority.normal: 4, Priority.low: 7}
+# A lost or handed-back attempt goes one step ahead of its priority: it runs before jobs of
+# the same priority that have not started yet, so a killed worker's job resumes promptly.
+RESUME_STEP = 1
+PRIORITY_STEPS = sorted({v - d for v in PRIORITY_VALUES.values() for d in (0, RESUME_STEP)})
+
+
+def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
+    """A Celery app for the queue at `broker_url` (results live in the ledger, not Celery)."""
+    app = Celery("promptspool", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        worker_concurrency=1,
+        worker_pool="threads",
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # A server that refuses writes for a while (MISCONF: its disk is full; LOADING) gives
+        # redis ResponseErrors, which kombu counts as channel errors: without this the worker
+        # would exit ("Unrecoverable error") instead of waiting for the server to recover.
+        broker_channel_error_retry=True,
+        task_default_queue=QUEUE_NAME,
+        task_default_priority=PRIORITY_VALUES[Priority.normal],
+        broker_transport_options={
+            # Our own heartbeat requeues a lost job within seconds; this only guards
+            # against a message being restored while its job is still legitimately running.
+            "visibility_timeout": int(longest_job_s + 3600),
+            "priority_steps": PRIORITY_STEPS,
+            "queue_order_strategy": "priority",
+        },
+    )
+    return app
+
+
+def broker_queue_keys(queue: str = QUEUE_NAME) -> list[str]:
+    """The Redis lists that hold the queue's waiting messages, one per priority step.
+
+    Kombu's Redis transport names them `queue` for step 0 and `queue + SEP + step` for the
+    others (kombu.transport.redis.Channel._q_for_pri).
+    """
+    sep = "\x06\x16"
+    return [queue if step == 0 else f"{queue}{sep}{step}" for step in PRIORITY_STEPS]
+
+
+def send_job(
+    app: Celery,
+    job_id: str,
+    attempt: int,
+    priority: Priority,
+    *,
+    resumed: bool = False,
+    **options: Any,
+) -> Any:
+    """Send the message for one attempt: it carries the id and attempt number only.
+
+    `resumed`: an attempt that replaces one lost with its worker (or handed back); it goes
+    ahead of the waiting jobs of its priority, as the ledger's queue order has it.
+    """
+    return app.send_task(
+        TASK_NAME,
+        args=[job_id, attempt],
+        priority=PRIORITY_VALUES[priority] - (RESUME_STEP if resumed else 0),
+        queue=QUEUE_NAME,
+        **options,
+    )

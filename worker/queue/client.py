@@ -1,0 +1,196 @@
+"""JobClient: submit, inspect, cancel, retry and follow jobs — the API the CLI and the app use."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from celery import Celery
+
+from worker.jobs.job import Job, JobState
+from worker.jobs.spec import JobSpec
+from worker.modelfile.check import check_model_file
+from worker.queue import keys
+from worker.queue.celery_app import create_app, send_job
+from worker.queue.connection import QueueAddress, is_queue_outage
+from worker.queue.events import Event, announce, read_events
+from worker.queue.ledger import Ledger
+from worker.queue.replies import as_text, last_stream_id
+from worker.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class JobClient:
+    """A connection to one queue. Cheap to create; not shared between threads."""
+
+    def __init__(self, address: QueueAddress, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.address = address
+        self.redis = address.connect()
+        self.ledger = Ledger(self.redis)
+        self._app: Celery | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None, url: str | None = None) -> JobClient:
+        """Connect to the configured queue; QueueUnavailable (one clear line) if none answers."""
+        settings = settings or load_settings()
+        return cls(QueueAddress.resolve(settings, url), settings)
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = create_app(self.address.celery_url, longest_job_s=self.settings.job_timeout)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+        self.redis.close()
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- actions ----------------------------------------------------------------------
+
+    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
+        """Validate each distinct model once, record the jobs, then send their messages.
+
+        The jobs are recorded in one transaction: all or none. Once that returns they are
+        acknowledged; if sending their messages then fails (the server died in between),
+        a worker's reaper sends them again (Reaper.sweep), so they are not lost.
+        """
+        checked: dict[str, str] = {}
+        resolved = []
+        for spec in specs:
+            if spec.model not in checked:
+                checked[spec.model] = str(check_model_file(spec.model, deep=True))
+            resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
+        ids = self.ledger.create(resolved)
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for job_id, spec in zip(ids, resolved, strict=True):
+                    send_job(self.app, job_id, 1, spec.priority, producer=producer)
+        except Exception as exc:
+            if not is_queue_outage(exc):
+                raise
+            log.warning("%d jobs recorded; their messages will be resent (%s)", len(ids), exc)
+        return ids
+
+    def cancel(self, job_id: str) -> str:
+        return self.ledger.cancel(job_id)
+
+    def retry(self, job_id: str) -> int:
+        attempt = self.ledger.retry(job_id)
+        send_job(
+            self.app, job_id, attempt, self.ledger.get(job_id, with_output=False).spec.priority
+        )
+        return attempt
+
+    def forget(self, job_id: str) -> None:
+        self.ledger.forget(job_id)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, job_id: str, *, with_output: bool = True) -> Job:
+        return self.ledger.get(job_id, with_output=with_output)
+
+    def list(
+        self, states: Iterable[JobState] | None = None, *, with_output: bool = False
+    ) -> builtins.list[Job]:
+        """Every job (in `states`, when given), in submission order."""
+        return self.ledger.all(states, with_output=with_output)
+
+    def get_many(self, job_ids: Iterable[str], *, with_output: bool = False) -> builtins.list[Job]:
+        """Several jobs in one round trip, in the given order; unknown ids are skipped."""
+        return self.ledger.get_many(job_ids, with_output=with_output)
+
+    def queue_positions(self) -> dict[str, int]:
+        """Every queued job's position (1 = next to run)."""
+        return self.ledger.queue_positions()
+
+    def last_event_id(self, job_id: str | None = None) -> str:
+        """The id of the newest event on the job's stream (None: the global stream)."""
+        stream = keys.GLOBAL_EVENTS if job_id is None else keys.events(job_id)
+        return last_stream_id(self.redis, stream)
+
+    def read_global_events(self, after: str, block_ms: int | None = None) -> builtins.list[Event]:
+        """One read of the global stream after `after`; blocks up to block_ms (None: don't)."""
+        return read_events(self.redis, {keys.GLOBAL_EVENTS: after}, block_ms=block_ms)
+
+    def read_job_events(
+        self, job_id: str, after: str, block_ms: int | None = None
+    ) -> builtins.list[Event]:
+        """One read of the job's stream after `after`; blocks up to block_ms (None: don't)."""
+        return read_events(self.redis, {keys.events(job_id): after}, block_ms=block_ms)
+
+    # --- pause ------------------------------------------------------------------------
+
+    def is_paused(self) -> bool:
+        return bool(self.redis.exists(keys.PAUSED))
+
+    def pause(self) -> None:
+        """Workers take no new jobs (running ones finish); queued jobs stay queued."""
+        self.redis.set(keys.PAUSED, 1)
+        self._announce_queue("paused")
+
+    def resume(self) -> int:
+        """Let workers take jobs again; returns how many queued jobs were sent again.
+
+        A paused worker drops the messages it receives (the ledger keeps those jobs queued),
+        so every queued job's message is sent again; a duplicate of one still in the broker
+        is a no-op, since a job runs only from the state and attempt it was sent for.
+        """
+        self.redis.delete(keys.PAUSED)
+        self._announce_queue("resumed")
+        jobs = self.ledger.get_many(self.ledger.queue_positions())
+        queued = [job for job in jobs if job.state is JobState.queued]
+        if queued:
+            with self.app.producer_or_acquire() as producer:
+                for job in queued:
+                    send_job(self.app, job.id, job.attempt, job.spec.priority, producer=producer)
+        return len(queued)
+
+    def _announce_queue(self, state: str) -> None:
+        """A {"type": "queue", "state": "paused"|"resumed"} event on the global stream."""
+        announce(self.redis, {"type": "queue", "state": state})
+
+    def workers(self) -> builtins.list[dict[str, Any]]:
+        """Live workers, from their heartbeats."""
+        members: Any = self.redis.smembers(keys.WORKERS)
+        ids = sorted(as_text(raw) for raw in members)
+        values = self.redis.mget([keys.worker(w) for w in ids]) if ids else []
+        return [json.loads(v) for v in values if v]
+
+    def events(self, job_id: str, after: str = "0-0", block_ms: int = 1000) -> Iterator[Event]:
+        """The job's events from `after` on (history first), then live ones; endless."""
+        stream = keys.events(job_id)
+        last = after
+        while True:
+            for event in read_events(self.redis, {stream: last}, block_ms=block_ms):
+                last = event.id
+                yield event
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job's current attempt ends; returns the finished job."""
+        stream = keys.events(job_id)
+        last = last_stream_id(self.redis, stream)
+        job = self.get(job_id, with_output=False)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not job.state.finished:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s")
+            changed = False
+            for event in read_events(self.redis, {stream: last}, block_ms=1000):
+                last = event.id
+                changed = changed or event.type == "state"
+            if changed:
+                job = self.get(job_id, with_output=False)
+        return self.get(job_id)

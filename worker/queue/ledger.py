@@ -1,0 +1,264 @@
+"""The job ledger in Redis: the source of truth for every job, written before any message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+
+from worker.jobs.job import Attempt, Job, JobState, new_job_id, now
+from worker.jobs.spec import JobSpec
+from worker.queue import keys
+from worker.queue.replies import as_text
+
+
+class UnknownJobError(LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobStateError(RuntimeError):
+    """An action that the job's current state does not allow."""
+
+
+def _load_scripts() -> dict[str, str]:
+    text = (
+        resources.files("worker.queue").joinpath("ledger_scripts.lua").read_text(encoding="utf-8")
+    )
+    chunks: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("--@"):
+            current = chunks.setdefault(line[3:].split()[0], [])
+        current.append(line)
+    prelude = "\n".join(chunks.pop("prelude"))
+    return {name: prelude + "\n" + "\n".join(body) for name, body in chunks.items()}
+
+
+_SCRIPTS = _load_scripts()
+FINISHED = frozenset(state.value for state in JobState if state.finished)
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else as_text(value)
+
+
+def _float(value: bytes | str | None) -> float | None:
+    text = _s(value)
+    return float(text) if text else None
+
+
+def _int(value: bytes | str | None) -> int:
+    text = _s(value)
+    return int(float(text)) if text else 0
+
+
+class Ledger:
+    """Reads and changes jobs. Every change is one atomic Lua transition."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._scripts = {name: client.register_script(body) for name, body in _SCRIPTS.items()}
+
+    def _call(self, name: str, *args: Any) -> Any:
+        result = self._scripts[name](args=[str(a) for a in args])
+        return _s(result) if isinstance(result, bytes) else result
+
+    # --- writes -----------------------------------------------------------------------
+
+    def create(self, specs: Sequence[JobSpec]) -> list[str]:
+        """Record new queued jobs, all or none (one transaction), and return their ids.
+
+        The ids are made here, so a retried transaction (a reply lost to a dying server)
+        records nothing twice: the submit script skips a job that exists.
+        """
+        ids = [new_job_id() for _ in specs]
+        stamp = now()
+        with self.redis.pipeline(transaction=True) as pipe:
+            for job_id, spec in zip(ids, specs, strict=True):
+                self._scripts["submit"](
+                    args=[job_id, spec.model_dump_json(), spec.priority.rank, stamp],
+                    client=pipe,
+                )
+            pipe.execute()
+        return ids
+
+    def claim(self, job_id: str, attempt: int, worker: str) -> str:
+        """'ok' when this worker may run the attempt, else the reason it may not."""
+        return str(self._call("claim", job_id, attempt, worker, now()))
+
+    def mark_running(self, job_id: str, attempt: int, prompt_tokens: int) -> bool:
+        return bool(self._call("running", job_id, attempt, prompt_tokens, now()) == "ok")
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        state: JobState,
+        *,
+        error: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        tokens_per_second: float | None = None,
+    ) -> bool:
+        tps = "" if tokens_per_second is None else f"{tokens_per_second:.3f}"
+        result = self._call(
+            "finish", job_id, attempt, state.value, error or "", now(),
+            prompt_tokens, completion_tokens, tps,
+        )  # fmt: skip
+        return bool(result == "ok")
+
+    def cancel(self, job_id: str) -> str:
+        """'cancelled' (was queued), 'requested' (running: the worker stops it) or raise."""
+        result = str(self._call("cancel", job_id, now()))
+        if result == "missing":
+            raise UnknownJobError(job_id)
+        if result not in ("cancelled", "requested"):
+            raise JobStateError(f"job {job_id} has already {result}; nothing to cancel")
+        return result
+
+    def retry(self, job_id: str) -> int:
+        """Queue a finished job again as a new attempt; returns the attempt number."""
+        result = self._call("retry", job_id, now())
+        if result == "missing":
+            raise UnknownJobError(job_id)
+        if isinstance(result, str):
+            raise JobStateError(f"job {job_id} is {result}; only finished jobs can be retried")
+        return int(result)
+
+    def mark_lost(
+        self, job_id: str, attempt: int, max_attempts: int, reason: str, *, counts: bool = True
+    ) -> str:
+        """The attempt ended without a result: 'requeued', 'failed' (too many lost) or 'stale'.
+
+        `counts=False` is a clean hand-back (a worker shutting down), which never fails a job.
+        """
+        return str(self._call("lost", job_id, attempt, now(), max_attempts, reason, int(counts)))
+
+    def forget(self, job_id: str) -> None:
+        """Delete a finished job and everything it wrote."""
+        result = self._call("forget", job_id)
+        if result == "missing":
+            raise UnknownJobError(job_id)
+        if result != "ok":
+            raise JobStateError(f"job {job_id} is {result}; only finished jobs can be cleared")
+
+    def forget_finished_before(self, cutoff: float, batch: int = 500) -> list[str]:
+        """Forget every finished job that finished before `cutoff` (epoch s); their ids.
+
+        Reads the jobs in pipelined batches; each forget is the atomic 'forget' script,
+        which refuses a job that was retried meanwhile.
+        """
+        ids = self.job_ids()
+        forgotten = []
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.hmget(keys.job(job_id), "state", "finished_at")
+                rows = pipe.execute()
+            for job_id, (state, finished_at) in zip(chunk, rows, strict=True):
+                ended = _float(finished_at)
+                expired = _s(state) in FINISHED and ended is not None and ended < cutoff
+                if expired and self._call("forget", job_id) == "ok":
+                    forgotten.append(job_id)
+        return forgotten
+
+    # --- reads ------------------------------------------------------------------------
+
+    def job_ids(self) -> list[str]:
+        members: Any = self.redis.zrange(keys.JOBS, 0, -1)
+        return [as_text(raw) for raw in members]
+
+    def running_ids(self) -> list[str]:
+        members: Any = self.redis.smembers(keys.RUNNING)
+        return sorted(as_text(raw) for raw in members)
+
+    def queue_positions(self) -> dict[str, int]:
+        members: Any = self.redis.zrange(keys.QUEUE, 0, -1)
+        return {as_text(raw): n for n, raw in enumerate(members, 1)}
+
+    def get(self, job_id: str, *, with_output: bool = True) -> Job:
+        jobs = self.get_many([job_id], with_output=with_output)
+        if not jobs:
+            raise UnknownJobError(job_id)
+        return jobs[0]
+
+    def get_many(self, job_ids: Iterable[str], *, with_output: bool = False) -> list[Job]:
+        """Jobs in the given order (unknown ids are skipped), attempts included."""
+        ids = list(job_ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+                pipe.lrange(keys.attempts(job_id), 0, -1)
+            raw = pipe.execute()
+        positions = self.queue_positions()
+        jobs = []
+        for index, job_id in enumerate(ids):
+            fields = {_s(k) or "": v for k, v in raw[2 * index].items()}
+            if not fields:
+                continue
+            jobs.append(self._decode(job_id, fields, raw[2 * index + 1], positions.get(job_id)))
+        if with_output and jobs:
+            self._fill_outputs(jobs)
+        return jobs
+
+    def all(
+        self, states: Iterable[JobState] | None = None, *, with_output: bool = False
+    ) -> list[Job]:
+        """Every job in submission order (only those in `states`, when given)."""
+        wanted = set(states) if states else None
+        jobs = self.get_many(self.job_ids(), with_output=with_output)
+        return [job for job in jobs if wanted is None or job.state in wanted]
+
+    def output(self, job_id: str, attempt: int) -> str:
+        return _s(self.redis.get(keys.output(job_id, attempt))) or ""
+
+    @staticmethod
+    def _decode(
+        job_id: str, fields: dict[str, Any], attempt_rows: list[Any], position: int | None
+    ) -> Job:
+        state = JobState(as_text(fields["state"]))
+        attempt = _int(fields.get("attempt"))
+        attempts = [Attempt.model_validate_json(row) for row in attempt_rows]
+        if not attempts or attempts[-1].number != attempt:
+            attempts.append(
+                Attempt(
+                    number=attempt,
+                    state=state,
+                    started_at=_float(fields.get("started_at")),
+                    worker=_s(fields.get("worker")),
+                    prompt_tokens=_int(fields.get("prompt_tokens")),
+                    completion_tokens=_int(fields.get("completion_tokens")),
+                    tokens_per_second=_float(fields.get("tokens_per_second")),
+                )
+            )
+        return Job(
+            id=job_id,
+            spec=JobSpec.model_validate_json(fields["spec"]),
+            state=state,
+            attempt=attempt,
+            seq=_int(fields.get("seq")),
+            created_at=_float(fields.get("created_at")) or 0.0,
+            started_at=_float(fields.get("started_at")),
+            finished_at=_float(fields.get("finished_at")),
+            error=_s(fields.get("error")),
+            prompt_tokens=_int(fields.get("prompt_tokens")),
+            completion_tokens=_int(fields.get("completion_tokens")),
+            tokens_per_second=_float(fields.get("tokens_per_second")),
+            worker=_s(fields.get("worker")),
+            cancel_requested=bool(fields.get("cancel")),
+            queue_position=position,
+            attempts=attempts,
+        )
+
+    def _fill_outputs(self, jobs: list[Job]) -> None:
+        wanted = [(job, att) for job in jobs for att in job.attempts]
+        values = self.redis.mget([keys.output(job.id, att.number) for job, att in wanted])
+        for (job, att), value in zip(wanted, values, strict=True):
+            att.output = _s(value) or ""
+            if att.number == job.attempt:
+                job.output = att.output

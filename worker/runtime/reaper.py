@@ -1,0 +1,147 @@
+"""The queue's janitor: requeues jobs of lost workers, resends lost messages, forgets old jobs.
+
+Every worker runs one; the one that holds the reaper lock does the work each round.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from worker.jobs.job import Job, JobState
+from worker.queue import keys
+from worker.queue.celery_app import broker_queue_keys
+from worker.queue.ledger import Ledger
+from worker.queue.replies import as_text
+
+log = logging.getLogger(__name__)
+
+LOST_REASON = "the worker running this job stopped (killed or crashed)"
+
+
+class Reaper:
+    """One worker's share of keeping the queue honest; `round()` runs every few seconds."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        worker_id: str,
+        *,
+        heartbeat_ttl: float,
+        max_attempts: int,
+        requeue: Callable[[str, int], None],
+        resend: Callable[[Sequence[Job]], None] | None = None,
+        retention_days: float | None = None,
+    ) -> None:
+        self.redis = client
+        self.ledger = Ledger(client)
+        self.worker_id = worker_id
+        self.ttl = heartbeat_ttl
+        self.max_attempts = max_attempts
+        self.requeue = requeue
+        self.resend = resend
+        self.retention_s = retention_days * 86_400 if retention_days else None
+        self._pruned_at = 0.0
+        self._orphans: set[tuple[str, int]] = set()  # queued with no message, last round
+
+    @property
+    def interval(self) -> float:
+        """Seconds between rounds: a quarter of the heartbeat's lifetime, within 0.5 to 2 s."""
+        return max(0.5, min(2.0, self.ttl / 4))
+
+    def round(self) -> None:
+        self.reap()
+        self.sweep()
+        self.prune()
+
+    def reap(self) -> list[str]:
+        """Requeue (or fail) jobs whose worker's heartbeat is gone. One reaper at a time."""
+        lock = self.redis.set(keys.REAPER_LOCK, self.worker_id, nx=True, px=int(self.ttl * 1000))
+        if not lock and as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
+            return []
+        handled = []
+        for job_id in self.ledger.running_ids():
+            fields: Any = self.redis.hmget(keys.job(job_id), "worker", "attempt")
+            owner, attempt = (as_text(v) for v in fields)
+            if not owner or not attempt or owner == self.worker_id:
+                continue  # this worker is alive, even if its heartbeat lapsed in an outage
+            if self.redis.exists(keys.worker(owner)):
+                continue
+            result = self.ledger.mark_lost(job_id, int(attempt), self.max_attempts, LOST_REASON)
+            log.warning("job %s attempt %s lost with worker %s: %s", job_id, attempt, owner, result)
+            if result == "requeued":
+                self.requeue(job_id, int(attempt) + 1)
+            handled.append(job_id)
+        self._prune_workers()
+        return handled
+
+    def sweep(self) -> int:
+        """Send a message again for queued jobs when the broker holds none; returns how many.
+
+        A job is recorded in the ledger before its message is sent, so a crash in between
+        (a client, or a reaper between requeueing a job and sending its message) or a server
+        that lost its last writes leaves a queued job with no message. When the ledger has
+        queued jobs but the broker's queue is empty on two reaper rounds in a row, the
+        messages of the (attempts of) jobs queued on both rounds are sent again; the second
+        round keeps a client that has recorded jobs and is sending their messages right now
+        from getting duplicates. A duplicate is harmless anyway: a job runs only from the
+        state and attempt its message names. Paused queues are left alone (resume sends).
+        Only the worker holding the reaper lock sweeps (it is called right after `reap`).
+        """
+        if self.resend is None:
+            return 0
+        queue_keys = broker_queue_keys()
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.PAUSED)
+            pipe.zcard(keys.QUEUE)
+            for name in queue_keys:
+                pipe.llen(name)
+            paused, queued, *lengths = pipe.execute()
+        if paused or not queued or any(lengths):
+            self._orphans = set()
+            return 0
+        if as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
+            return 0
+        candidates = [
+            job
+            for job in self.ledger.get_many(self.ledger.queue_positions())
+            if job.state is JobState.queued
+        ]
+        seen_before, self._orphans = self._orphans, {(j.id, j.attempt) for j in candidates}
+        jobs = [job for job in candidates if (job.id, job.attempt) in seen_before]
+        if jobs:
+            log.warning("%d queued jobs had no message in the broker; resending", len(jobs))
+            self.resend(jobs)
+        return len(jobs)
+
+    def prune(self) -> int:
+        """Forget jobs finished longer ago than the retention period (Settings.retention_days).
+
+        Runs at most every minute (or every half retention period, if that is shorter), by
+        the worker holding the reaper lock. Without a retention period, finished jobs are
+        kept until the user clears them.
+        """
+        if self.retention_s is None:
+            return 0
+        now = time.time()
+        if now - self._pruned_at < min(60.0, self.retention_s / 2):
+            return 0
+        if as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
+            return 0
+        self._pruned_at = now
+        forgotten = self.ledger.forget_finished_before(now - self.retention_s)
+        if forgotten:
+            log.info("forgot %d jobs finished more than %g days ago", len(forgotten),
+                     self.retention_s / 86_400)  # fmt: skip
+        return len(forgotten)
+
+    def _prune_workers(self) -> None:
+        members: Any = self.redis.smembers(keys.WORKERS)
+        for raw in members:
+            worker_id = as_text(raw)
+            if not self.redis.exists(keys.worker(worker_id)):
+                self.redis.srem(keys.WORKERS, worker_id)

@@ -1,0 +1,218 @@
+"""Runs one job attempt on the engine: claim, load, stream, finish — or hand back on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from worker.engine.api import Cancelled, EngineError, JobEngine, LoadOptions, StopSignal
+from worker.jobs.job import JobState
+from worker.queue import keys
+from worker.queue.connection import is_queue_outage
+from worker.queue.ledger import Ledger
+from worker.queue.publisher import StreamPublisher
+from worker.queue.replies import as_text
+from worker.runtime.cancels import CancelRegistry
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_REASON = "the worker was shut down; the job was queued again"
+OUTAGE_REASON = "the queue server stopped answering during this attempt; the job was queued again"
+
+
+@dataclass
+class JobRunner:
+    """Everything a worker needs to run jobs; one per worker process."""
+
+    settings: Settings
+    client: redis.Redis
+    engine: JobEngine
+    worker_id: str
+    cancels: CancelRegistry
+    shutting_down: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.client)
+
+    @staticmethod
+    def load_options_for(settings: Settings) -> LoadOptions:
+        s = settings
+        return LoadOptions(s.n_gpu_layers, s.n_ctx, s.n_batch, s.n_threads, s.flash_attn)
+
+    def load_options(self) -> LoadOptions:
+        return self.load_options_for(self.settings)
+
+    def run(self, job_id: str, attempt: int) -> tuple[str, int | None]:
+        """Run the attempt if it is still due. Returns (outcome, attempt to requeue or None).
+
+        If the queue server goes away (killed, restarting, disk full) during the attempt,
+        generation stops and the attempt is handed back once the server answers again:
+        the job never stays 'running' under a worker whose heartbeat is still alive.
+        """
+        try:
+            return self._run(job_id, attempt)
+        except Exception as exc:
+            if not is_queue_outage(exc):
+                raise
+            return self._settle_after_outage(job_id, attempt, exc)
+
+    def _run(self, job_id: str, attempt: int) -> tuple[str, int | None]:
+        if self.client.exists(keys.PAUSED):  # the job stays queued; resume() sends it again
+            log.info("job %s attempt %s not run: the queue is paused", job_id, attempt)
+            return "paused", None
+        claim = self.ledger.claim(job_id, attempt, self.worker_id)
+        if claim != "ok":
+            log.info("job %s attempt %s not run: %s", job_id, attempt, claim)
+            return claim, None
+        job = self.ledger.get(job_id, with_output=False)
+        spec = job.spec
+        timeout = spec.timeout or self.settings.job_timeout
+        event = self.cancels.register(job_id)
+        if job.cancel_requested:
+            event.set()
+        stop = _ShutdownAwareStop(
+            event, time.monotonic() + timeout, f"timed out after {timeout:g} s", self.shutting_down
+        )
+        # An engine that paces its text already gets it here once per interval.
+        flush_s = 0.0 if self.engine.text_interval else self.settings.stream_flush_ms / 1000
+        publisher = StreamPublisher(self.client, job_id, attempt, flush_s=flush_s)
+        stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
+        marked_running = False
+
+        def on_progress(phase: str, done: int, total: int, **extra: Any) -> None:
+            nonlocal marked_running
+            if phase == "prompt" and not marked_running:
+                marked_running = True
+                stats["prompt_tokens"] = total
+                self.ledger.mark_running(job_id, attempt, total)
+            publisher.progress(phase, done=done, total=total, **extra)
+
+        def on_text(
+            text: str, *, done: int, total: int, tps: float | None, eta: float | None,
+            at: float | None = None,
+        ) -> bool:  # fmt: skip
+            stats["completion_tokens"], stats["tps"] = done, tps
+            return publisher.add(text, at=at, done=done, total=total, tps=tps, eta=eta)
+
+        try:
+            publisher.progress("loading", done=0, total=1, model=spec.model)
+            self.engine.ensure_model(spec.model, self.load_options())
+            result = self.engine.generate(spec, stop, on_progress, on_text)
+        except Cancelled as exc:
+            publisher.flush()
+            return self._end_stopped(job_id, attempt, exc.reason, timeout, stats)
+        except (EngineError, ValueError) as exc:
+            publisher.flush()
+            self._finish(job_id, attempt, JobState.failed, str(exc), stats)
+            return "failed", None
+        except Exception as exc:
+            if is_queue_outage(exc):
+                event.set()  # an engine running jobs on its own thread drops this one
+                raise  # not the job's fault: run() hands it back once the server is back
+            log.exception("job %s failed unexpectedly", job_id)
+            publisher.flush()
+            self._finish(job_id, attempt, JobState.failed, f"internal error: {exc!r}", stats)
+            return "failed", None
+        finally:
+            self.cancels.unregister(job_id)
+        publisher.flush()
+        stats["prompt_tokens"], stats["completion_tokens"] = (
+            result.prompt_tokens,
+            result.completion_tokens,
+        )
+        stats["tps"] = result.tokens_per_second
+        self._finish(job_id, attempt, JobState.succeeded, None, stats)
+        return "succeeded", None
+
+    def _settle_after_outage(
+        self, job_id: str, attempt: int, exc: BaseException
+    ) -> tuple[str, int | None]:
+        """Wait (with backoff) for the server, then hand the attempt back or end it cancelled."""
+        log.warning(
+            "job %s attempt %s: the queue server stopped answering (%s: %s); "
+            "the job goes back to the queue when it answers again",
+            job_id, attempt, type(exc).__name__, exc,
+        )  # fmt: skip
+        delay = 0.05
+        while True:
+            try:
+                return self._hand_back(job_id, attempt)
+            except Exception as again:
+                if not is_queue_outage(again):
+                    raise
+            if self.shutting_down.wait(delay):
+                log.warning(
+                    "job %s attempt %s: shutting down before the queue server came back; "
+                    "another worker's reaper will queue it again",
+                    job_id, attempt,
+                )  # fmt: skip
+                return "abandoned", None
+            delay = min(delay * 2, 2.0)
+
+    def _hand_back(self, job_id: str, attempt: int) -> tuple[str, int | None]:
+        fields: Any = self.client.hmget(
+            keys.job(job_id), "cancel", "prompt_tokens", "completion_tokens"
+        )
+        cancel, prompt_tokens, completion_tokens = (as_text(v) for v in fields)
+        if cancel:  # the user cancelled meanwhile: honour it rather than run it again
+            stats = {"prompt_tokens": int(prompt_tokens or 0),
+                     "completion_tokens": int(completion_tokens or 0), "tps": None}  # fmt: skip
+            self._finish(job_id, attempt, JobState.cancelled, "cancelled by the user", stats)
+            return "cancelled", None
+        result = self.ledger.mark_lost(
+            job_id, attempt, self.settings.max_attempts, OUTAGE_REASON, counts=False
+        )
+        log.info("job %s attempt %s after the queue outage: %s", job_id, attempt, result)
+        return ("handed back", attempt + 1) if result == "requeued" else (result, None)
+
+    def _end_stopped(
+        self, job_id: str, attempt: int, reason: str, timeout: float, stats: dict[str, Any]
+    ) -> tuple[str, int | None]:
+        if reason == "shutdown":
+            result = self.ledger.mark_lost(
+                job_id, attempt, self.settings.max_attempts, SHUTDOWN_REASON, counts=False
+            )
+            return "handed back", attempt + 1 if result == "requeued" else None
+        if reason == "cancelled":
+            self._finish(job_id, attempt, JobState.cancelled, "cancelled by the user", stats)
+            return "cancelled", None
+        self._finish(job_id, attempt, JobState.failed, reason, stats)
+        return "failed", None
+
+    def _finish(
+        self, job_id: str, attempt: int, state: JobState, error: str | None, stats: dict[str, Any]
+    ) -> None:
+        self.ledger.finish(
+            job_id,
+            attempt,
+            state,
+            error=error,
+            prompt_tokens=stats["prompt_tokens"],
+            completion_tokens=stats["completion_tokens"],
+            tokens_per_second=stats["tps"],
+        )
+
+
+class _ShutdownAwareStop(StopSignal):
+    """A StopSignal that also fires when the worker shuts down (the job is handed back)."""
+
+    def __init__(
+        self,
+        event: threading.Event,
+        deadline: float,
+        timeout_reason: str,
+        shutdown: threading.Event,
+    ) -> None:
+        super().__init__(event, deadline, timeout_reason)
+        self.shutdown = shutdown
+
+    def reason(self) -> str | None:
+        if self.shutdown.is_set():
+            return "shutdown"
+        return super().reason()

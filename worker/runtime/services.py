@@ -1,0 +1,125 @@
+"""A worker's background threads: its heartbeat, its cancel listener and its reaper's rounds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from worker.queue import keys
+from worker.queue.events import announce
+from worker.runtime.cancels import CancelRegistry
+from worker.runtime.reaper import Reaper
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerServices:
+    """Threads that keep a worker visible and the queue honest while jobs run."""
+
+    def __init__(self, reaper: Reaper, info: Callable[[], dict[str, Any]]) -> None:
+        """`reaper`: this worker's (its client, id and heartbeat lifetime are the worker's);
+        `info`: what the heartbeat says about the worker besides its id, pid and host."""
+        self.redis = reaper.redis
+        self.worker_id = reaper.worker_id
+        self.ttl = reaper.ttl
+        self.info = info
+        self.reaper = reaper
+        self.cancels = CancelRegistry()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pubsub: Any = None
+
+    def start(self) -> None:
+        self.beat()
+        self._announce("ready")
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(**{keys.CANCEL_CHANNEL: self._on_cancel})
+        for target, name in (
+            (self._heartbeat_loop, "heartbeat"),
+            (self._reaper_loop, "reaper"),
+            (self._cancel_loop, "cancel-listener"),
+        ):
+            thread = threading.Thread(target=target, name=f"promptspool-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._pubsub is not None:
+            self._pubsub.close()
+        try:
+            self.redis.delete(keys.worker(self.worker_id))
+            self.redis.srem(keys.WORKERS, self.worker_id)
+            self._announce("stopped")
+        except redis.RedisError:
+            pass
+
+    def _announce(self, state: str) -> None:
+        """A worker event on the global stream: the app and `serve` wait for these."""
+        announce(self.redis, {"type": "worker", "state": state, "worker": self.worker_id})
+
+    # --- heartbeat --------------------------------------------------------------------
+
+    def beat(self) -> None:
+        data = {
+            "id": self.worker_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "t": time.time(),
+        }
+        data.update(self.info())
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker(self.worker_id), json.dumps(data), px=int(self.ttl * 1000))
+            pipe.sadd(keys.WORKERS, self.worker_id)
+            pipe.execute()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    # --- cancel -----------------------------------------------------------------------
+
+    def _on_cancel(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        job_id = data.decode() if isinstance(data, bytes) else str(data)
+        if self.cancels.cancel(job_id):
+            log.info("cancel requested for job %s", job_id)
+
+    def _cancel_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pubsub.get_message(timeout=0.5)
+            except (redis.RedisError, ValueError) as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("cancel listener: %s", exc)
+                self._stop.wait(0.5)
+
+    # --- reaper -----------------------------------------------------------------------
+
+    def _reaper_loop(self) -> None:
+        while True:
+            try:
+                self.reaper.round()
+            except redis.RedisError as exc:
+                log.warning("reaper: %s", exc)
+            if self._stop.wait(self.reaper.interval):
+                return

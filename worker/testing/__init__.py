@@ -1,0 +1,1 @@
+"""A real queue for tests, benchmarks and scripts (never imported by the app)."""

@@ -1,0 +1,332 @@
+"""A real queue for tests, benchmarks and scripts: the bundled server, worker processes, waits.
+
+Shipped with the core (as Celery ships `celery.contrib.testing`) so that the test suite, the
+benchmarks and the screenshot script share one harness; the app never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+if TYPE_CHECKING:  # the benchmarks use this module without pytest
+    import pytest
+
+from worker.hosting.children import WorkerChild, stop_process
+from worker.hosting.server import BundledServer
+from worker.queue import keys
+from worker.queue.client import JobClient
+from worker.queue.connection import QueueAddress
+from worker.queue.events import Event, read_events
+from worker.queue.replies import last_stream_id
+from worker.settings import Settings
+
+
+def last_event_id(client: redis.Redis, stream: str = keys.GLOBAL_EVENTS) -> str:
+    return last_stream_id(client, stream)
+
+
+def wait_for_event(
+    client: redis.Redis,
+    predicate: Callable[[Event], bool],
+    *,
+    stream: str = keys.GLOBAL_EVENTS,
+    after: str = "0-0",
+    timeout: float = 60.0,
+) -> Event:
+    """Block on the stream until an event matches; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        for event in read_events(
+            client, {stream: after}, block_ms=max(1, int(min(left, 1) * 1000))
+        ):
+            after = event.id
+            if predicate(event):
+                return event
+    raise AssertionError(f"no matching event on {stream} within {timeout} s")
+
+
+@dataclass
+class WorkerHandle:
+    process: subprocess.Popen[bytes]
+    worker_id: str
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+@dataclass
+class Queue:
+    """A bundled server under `home` with worker processes that the test controls."""
+
+    home: Path
+    settings: Settings
+    server: BundledServer
+    address: QueueAddress
+    env: dict[str, str]
+    workers: list[WorkerHandle] = field(default_factory=list)
+    _client: JobClient | None = None
+
+    @property
+    def client(self) -> JobClient:
+        if self._client is None:
+            self._client = JobClient(self.address, self.settings)
+        return self._client
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.client.redis
+
+    def start_worker(
+        self, timeout: float = 60.0, log: Path | None = None, **env: str
+    ) -> WorkerHandle:
+        """Start `promptspool worker` and wait for its ready event (its stderr to `log`)."""
+        after = last_event_id(self.redis)
+        child = WorkerChild({**self.env, **env}, args=["--loglevel", "WARNING"], log=log,
+                            die_with_parent=False)  # fmt: skip
+        process = child.start()
+        try:
+            event = wait_for_event(
+                self.redis,
+                lambda e: e.type == "worker" and e.data.get("state") == "ready",
+                after=after,
+                timeout=timeout,
+            )
+        except AssertionError:
+            process.kill()
+            raise
+        handle = WorkerHandle(process, str(event.data["worker"]))
+        self.workers.append(handle)
+        return handle
+
+    def wait_state(self, job_id: str, *states: str, timeout: float = 60.0) -> Event:
+        """Wait (replaying the job's history) for a state event in one of `states`."""
+        return wait_for_event(
+            self.redis,
+            lambda e: e.type == "state" and e.data.get("state") in states,
+            stream=keys.events(job_id),
+            timeout=timeout,
+        )
+
+    def wait_tokens(self, job_id: str, attempt: int = 1, timeout: float = 60.0) -> Event:
+        """Wait until the given attempt of the job has streamed some text."""
+        return wait_for_event(
+            self.redis,
+            lambda e: e.type == "tokens" and e.attempt == attempt,
+            stream=keys.events(job_id),
+            timeout=timeout,
+        )
+
+    def streamed_text(self, job_id: str, attempt: int = 1) -> str:
+        """All text the attempt streamed, up to its final state event."""
+        parts = []
+        for event in self.client.events(job_id, block_ms=5000):
+            if event.attempt != attempt:
+                continue
+            if event.type == "tokens":
+                parts.append(event.data["text"])
+            if event.state is not None and event.state.finished:
+                return "".join(parts)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Stop the workers, then the server: the server is stopped whatever went wrong."""
+        try:
+            for handle in self.workers:
+                stop_process(handle.process, timeout=20)
+            if self._client is not None:
+                self._client.close()
+        finally:
+            self.server.stop()
+
+
+def start_queue(home: Path, **settings_env: str) -> Queue:
+    """A fresh bundled server under `home`; workers inherit `settings_env` (PROMPTSPOOL_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
+    env.update(settings_env)
+    env["PROMPTSPOOL_HOME"] = str(home)
+    settings = Settings(home=home)
+    server = BundledServer(settings.paths.ensure())
+    info = server.start()
+    address = QueueAddress.from_url(info.celery_url())
+    env["PROMPTSPOOL_REDIS_URL"] = address.celery_url
+    return Queue(home, settings, server, address, env)
+
+
+@contextmanager
+def temp_queue(
+    workers: int = 1, env: dict[str, str] | None = None, prefix: str = "psb-"
+) -> Iterator[Queue]:
+    """A fresh bundled server in a temporary home with `workers` real workers; all removed."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        queue = start_queue(home, **(env or {}))
+        try:
+            for _ in range(workers):
+                queue.start_worker()
+            yield queue
+        finally:
+            queue.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def broker_is_empty(client: redis.Redis) -> bool:
+    """No message waits in Celery's queues or is held unacknowledged by a worker."""
+    names = [n for n in client.scan_iter("promptspool*") if client.type(n) == b"list"]
+    return not any(client.llen(n) for n in names) and not client.hlen("unacked")
+
+
+def deny_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make opening `path` fail with EACCES, as a mode-000 file does (even for root)."""
+    real_open = Path.open
+
+    def deny(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Re-check `predicate` with a short backoff until it holds; for conditions with no event.
+
+    Prefer stream events and process exits; this is for things like a file appearing.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what or 'condition'} did not hold within {timeout} s")
+        pause.wait(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def wait_pid_gone(pid: int, timeout: float = 30.0) -> None:
+    """Block until process `pid` (not necessarily our child) has exited (Linux pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"process {pid} still running after {timeout} s")
+    finally:
+        os.close(fd)
+
+
+def read_pid(path: Path) -> int:
+    return int(path.read_text(encoding="ascii").strip())
+
+
+@dataclass
+class ServeProcess:
+    """`promptspool serve` as a child process; reader threads collect its output lines."""
+
+    home: Path
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    closed_pipes: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        home: Path,
+        settings_env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        args: tuple[str, ...] = (),
+    ) -> ServeProcess:
+        """Start `serve ARGS` under `home` with PROMPTSPOOL_* settings; wait until it is ready."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
+        env.update(settings_env or {})
+        env["PROMPTSPOOL_HOME"] = str(home)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "serve", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        serve = cls(home, process)
+        for pipe in (process.stdout, process.stderr):
+            threading.Thread(target=serve._collect, args=(pipe,), daemon=True).start()
+        try:
+            serve.wait_line("queue ready", timeout=timeout)
+        except AssertionError:
+            serve.kill()
+            raise
+        return serve
+
+    def _collect(self, pipe: Any) -> None:
+        with pipe:
+            for line in pipe:
+                with self.changed:
+                    self.lines.append(line.rstrip("\n"))
+                    self.changed.notify_all()
+        with self.changed:
+            self.closed_pipes += 1
+            self.changed.notify_all()
+
+    def wait_line(self, text: str, timeout: float = 60.0, start: int = 0) -> int:
+        """Index of the first output line at or after `start` containing `text`."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for index in range(start, len(self.lines)):
+                    if text in self.lines[index]:
+                        return index
+                if self.closed_pipes == 2:
+                    raise AssertionError(f"serve exited without printing {text!r}: {self.lines}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = "\n".join(self.lines[-15:])
+                    raise AssertionError(f"serve did not print {text!r} in {timeout} s:\n{tail}")
+                self.changed.wait(left)
+
+    @property
+    def server_pid(self) -> int:
+        return read_pid(self.home / "run" / "server.pid")
+
+    def client(self) -> JobClient:
+        return JobClient.connect(Settings(home=self.home))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+        self._drained()
+
+    def _drained(self, timeout: float = 30.0) -> None:
+        """Wait until both output pipes reached EOF (children holding them have exited)."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.closed_pipes == 2, timeout)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self._drained()
+        return code
