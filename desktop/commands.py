@@ -1,6 +1,7 @@
-"""The user's commands, carried out: queue, cancel, retry, clear, pause, drop, export, choose a
-model, change the settings. Queue calls go through the actions service; answers go to the
-window and the status bar."""
+"""The user's commands, carried out: queue, cancel, retry, clear, pause, drop, export, settings.
+
+Queue calls go through the actions service; the answers go to the window and the status bar.
+"""
 
 from __future__ import annotations
 

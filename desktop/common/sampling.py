@@ -1,5 +1,4 @@
-"""The sampling fields of a job, as spin boxes bounded by the job spec: for the editor and the
-settings dialog alike."""
+"""A job's sampling fields as spin boxes bounded by the job spec, for the editor and settings."""
 
 from __future__ import annotations
 

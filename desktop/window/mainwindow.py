@@ -7,16 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal, SignalInstance
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QEvent, Qt, Signal, SignalInstance
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +30,7 @@ from desktop.window.detail import DetailPane
 from desktop.window.dropoverlay import DropCatcher, DropOverlay
 from desktop.window.dropsummary import DropSummary
 from desktop.window.editor import EditorPanel
+from desktop.window.menus import build_menus, build_toolbar, make_actions
 from desktop.window.statusbar import QueueStatusBar
 from worker.engine.hardware import GpuMemory
 from worker.jobs.job import FINISHED_STATES, Job, JobState
@@ -40,20 +39,6 @@ from worker.queue.events import Event
 from worker.settings import Settings
 
 PROMPT_FILTER = "Prompt files (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ")"
-
-
-def _action(
-    parent: QWidget, text: str, icon: str | None = None, shortcut: str | None = None, tip: str = ""
-) -> QAction:
-    action = QAction(text, parent)
-    if icon:
-        set_icon(action, icon)
-    if shortcut:
-        action.setShortcut(QKeySequence(shortcut))
-    keys = f" ({shortcut})" if shortcut else ""
-    action.setToolTip(tip or text.replace("&", "").rstrip("…") + keys)
-    action.setStatusTip(tip or text.replace("&", ""))
-    return action
 
 
 class MainWindow(QMainWindow):
@@ -107,8 +92,9 @@ class MainWindow(QMainWindow):
         self.status = QueueStatusBar()
         self.setStatusBar(self.status)
         self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
+        build_menus(self.menuBar(), self.actions_by_name)
+        self.toolbar = build_toolbar(self.actions_by_name)
+        self.addToolBar(self.toolbar)
         self._build_layout()
         self.overlay = DropOverlay(self)
         self.catcher = DropCatcher(self, self.overlay)
@@ -125,24 +111,7 @@ class MainWindow(QMainWindow):
     # --- building ---------------------------------------------------------------------
 
     def _build_actions(self) -> None:
-        a = self.actions_by_name = {
-            "new": _action(self, "&New job", "add", "Ctrl+N", "Write a new prompt"),
-            "add_files": _action(self, "&Add prompt files…", "drop", "Ctrl+O"),
-            "open_model": _action(self, "Open &model…", "model", "Ctrl+M"),
-            "export": _action(self, "&Export selected…", "export", "Ctrl+E"),
-            "settings": _action(self, "&Settings…", "settings", "Ctrl+,"),
-            "quit": _action(self, "&Quit", None, "Ctrl+Q", "Stop the queue and quit"),
-            "cancel": _action(self, "&Cancel", "cancel", "Delete", "Cancel the selected jobs"),
-            "retry": _action(self, "&Retry", "retry", "Ctrl+R", "Run the selected jobs again"),
-            "copy": _action(self, "&Copy output", "copy", "Ctrl+Shift+C"),
-            "forget": _action(self, "&Remove from the list", "clear", None),
-            "retry_failed": _action(self, "Retry all &failed", "retry-all"),
-            "cancel_queued": _action(self, "Cancel all &queued", "cancel-all"),
-            "clear_finished": _action(self, "Clear &finished…", "clear"),
-            "pause": _action(self, "&Pause the queue", "pause", "Ctrl+P"),
-            "restart_worker": _action(self, "Restart the &worker", "restart"),
-            "search": _action(self, "&Search", None, "Ctrl+F"),
-        }
+        a = self.actions_by_name = make_actions(self)
         a["cancel"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.table.addAction(a["cancel"])  # Delete only cancels while the table has focus
         a["new"].triggered.connect(self._focus_editor)
@@ -165,45 +134,6 @@ class MainWindow(QMainWindow):
             self.addAction(a[name])
         for name in ("retry", "copy", "export", "forget"):
             self.table.addAction(a[name])
-
-    def _build_menus(self) -> None:
-        a = self.actions_by_name
-        bar = self.menuBar()
-        for title, names in (
-            ("&File", ["new", "add_files", "open_model", None, "export", None, "settings", None,
-                       "quit"]),
-            ("&Jobs", ["cancel", "retry", "copy", "forget", None, "retry_failed", "cancel_queued",
-                       "clear_finished", None, "search"]),
-            ("&Queue", ["pause", "restart_worker"]),
-        ):  # fmt: skip
-            menu = QMenu(title, self)
-            for name in names:
-                if name is None:
-                    menu.addSeparator()
-                else:
-                    menu.addAction(a[name])
-            bar.addMenu(menu)
-
-    def _build_toolbar(self) -> None:
-        a = self.actions_by_name
-        bar = QToolBar("Main")
-        bar.setObjectName("main-toolbar")
-        bar.setMovable(False)
-        bar.setIconSize(QSize(18, 18))
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for name in ("new", "add_files", None, "cancel", "retry", None, "retry_failed",
-                     "cancel_queued", "clear_finished", None, "pause", "settings"):  # fmt: skip
-            if name is None:
-                bar.addSeparator()
-            else:
-                bar.addAction(a[name])
-        short = {"add_files": "Add files", "retry_failed": "Retry failed",
-                 "cancel_queued": "Cancel queued", "clear_finished": "Clear finished",
-                 "pause": "Pause", "settings": "Settings", "new": "New"}  # fmt: skip
-        for name, text in short.items():
-            a[name].setIconText(text)
-        self.toolbar = bar
-        self.addToolBar(bar)
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -329,11 +259,6 @@ class MainWindow(QMainWindow):
 
     def prompt_refused(self, reason: str) -> None:
         self.editor.show_message(reason)
-
-    @property
-    def shown_job(self) -> str | None:
-        """The job in the detail pane."""
-        return self.detail.job_id
 
     def show_no_job(self) -> None:
         self.detail.show_empty(has_model=bool(self.models()))

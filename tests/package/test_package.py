@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "dist" / "PromptSpool" / "PromptSpool"
 WANTED = os.environ.get("CI") == "true" or os.environ.get("PROMPTSPOOL_TEST_PACKAGE") == "1"
 
@@ -22,7 +22,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def bundle() -> Path:
     """The bundle, built with `make package` unless a current one is there."""
-    sources = [*(ROOT / "worker").glob("*.py"), *(ROOT / "desktop").glob("*.py")]
+    sources = [*(ROOT / "worker").rglob("*.py"), *(ROOT / "desktop").rglob("*.py")]
     newest_source = max(p.stat().st_mtime for p in sources)
     if not BUNDLE.exists() or BUNDLE.stat().st_mtime < newest_source:
         subprocess.run(["make", "-C", str(ROOT), "package"], check=True, timeout=1200)

@@ -1,5 +1,7 @@
-"""The one lifecycle of a worker child, for every supervisor: how it is started, how its
-readiness is seen, how it is stopped, and how long to wait before starting it again.
+"""The one lifecycle of a worker child: start, ready, stop, and the wait before a restart.
+
+Every supervisor follows it: how a worker is started, how its readiness is seen, how it is
+stopped, and how long to wait before starting it again.
 
 `serve`, the self-test and the test harness use `WorkerChild`; the desktop keeps its QProcess
 (for Qt's signals) and takes the command, the environment, the outcome and the backoff from
