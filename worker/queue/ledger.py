@@ -24,6 +24,16 @@ class JobStateError(RuntimeError):
     """An action that the job's current state does not allow."""
 
 
+class AttemptSuperseded(RuntimeError):
+    """This attempt is no longer the job's current one: its worker was judged lost (paused,
+    asleep, cut off) and the job went on without it. Its writes are refused; it must stop."""
+
+    def __init__(self, job_id: str, attempt: int) -> None:
+        super().__init__(f"job {job_id} attempt {attempt} was superseded; it writes nothing more")
+        self.job_id = job_id
+        self.attempt = attempt
+
+
 def _load_scripts() -> dict[str, str]:
     text = (
         resources.files("worker.queue").joinpath("ledger_scripts.lua").read_text(encoding="utf-8")
@@ -90,8 +100,36 @@ class Ledger:
         """'ok' when this worker may run the attempt, else the reason it may not."""
         return str(self._call("claim", job_id, attempt, worker, now()))
 
-    def mark_running(self, job_id: str, attempt: int, prompt_tokens: int) -> bool:
-        return bool(self._call("running", job_id, attempt, prompt_tokens, now()) == "ok")
+    def mark_running(self, job_id: str, attempt: int, prompt_tokens: int) -> None:
+        """The attempt has started reading its prompt; AttemptSuperseded if it is not current."""
+        if self._call("running", job_id, attempt, prompt_tokens, now()) != "ok":
+            raise AttemptSuperseded(job_id, attempt)
+
+    def publish(
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        offset: int = 0,
+        text: bytes = b"",
+        job_event: str = "",
+        completion_tokens: int | None = None,
+        tokens_per_second: float | None = None,
+        global_event: str = "",
+    ) -> bool:
+        """Write what a running attempt produced, fenced by its attempt number: `text` at
+        byte `offset` of its output, an event on the job's stream, its live counts, an event on
+        the global stream (each optional), in one atomic step. True when a cancel was asked;
+        AttemptSuperseded (and nothing written) when the attempt is no longer the current one.
+        """
+        done = "" if completion_tokens is None else str(completion_tokens)
+        tps = "" if tokens_per_second is None else f"{tokens_per_second:.3f}"
+        result = self._scripts["publish"](
+            args=[job_id, attempt, offset, text, job_event, done, tps, global_event]
+        )
+        if _s(result) == "stale":
+            raise AttemptSuperseded(job_id, attempt)
+        return _s(result) == "cancel"
 
     def finish(
         self,
@@ -132,7 +170,8 @@ class Ledger:
     def mark_lost(
         self, job_id: str, attempt: int, max_attempts: int, reason: str, *, counts: bool = True
     ) -> str:
-        """The attempt ended without a result: 'requeued', 'failed' (too many lost) or 'stale'.
+        """The attempt ended without a result: 'requeued', 'failed' (too many lost),
+        'cancelled' (a cancel was asked meanwhile: it sticks) or 'stale'.
 
         `counts=False` is a clean hand-back (a worker shutting down), which never fails a job.
         """

@@ -101,13 +101,21 @@ enqueue(id, tonumber(h[3]))
 emit(id, {type = 'state', state = 'queued', attempt = attempt, t = num(now)})
 return attempt
 --@lost  ARGV: id, attempt, now, max_attempts, reason, counts (1: a lost worker, 0: a clean hand-back)
+-- A cancel asked for while the attempt ran sticks: the job ends cancelled, never requeued.
 local id, now, reason = ARGV[1], ARGV[3], ARGV[5]
-local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank')
+local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank', 'cancel')
 if tonumber(h[2]) ~= tonumber(ARGV[2]) then return 'stale' end
 if h[1] ~= 'loading' and h[1] ~= 'running' then return 'stale' end
+redis.call('SREM', P .. 'running', id)
+if h[4] then
+  local err = 'cancelled by the user'
+  redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
+  record_attempt(id, 'cancelled', err, now)
+  emit(id, {type = 'state', state = 'cancelled', attempt = num(h[2]), error = err, t = num(now)})
+  return 'cancelled'
+end
 local lost = redis.call('HINCRBY', jkey(id), 'lost', tonumber(ARGV[6]))
 record_attempt(id, 'failed', reason, now)
-redis.call('SREM', P .. 'running', id)
 if lost >= tonumber(ARGV[4]) then
   local err = reason .. ' (' .. lost .. ' attempts lost; giving up)'
   redis.call('HSET', jkey(id), 'state', 'failed', 'finished_at', now, 'error', err)
@@ -120,6 +128,26 @@ redis.call('HSET', jkey(id), 'state', 'queued', 'attempt', attempt)
 enqueue(id, tonumber(h[3]), true)
 emit(id, {type = 'state', state = 'queued', attempt = attempt, error = reason, t = num(now)})
 return 'requeued'
+--@publish  ARGV: id, attempt, offset, text, job_event, completion_tokens, tps, global_event
+-- Every write of a running attempt, fenced: only the job's current attempt, while it is
+-- loading or running, may add to its output, its stream, its counts and the global stream
+-- ('' leaves a part out). A superseded attempt (its worker was judged lost and came back)
+-- gets 'stale' and writes nothing; otherwise 'cancel' when a cancel was asked for, or 'ok'.
+local id = ARGV[1]
+local h = redis.call('HMGET', jkey(id), 'attempt', 'state', 'cancel')
+if tonumber(h[1]) ~= tonumber(ARGV[2]) then return 'stale' end
+if h[2] ~= 'loading' and h[2] ~= 'running' then return 'stale' end
+if ARGV[4] ~= '' then
+  redis.call('SETRANGE', jkey(id) .. ':out:' .. ARGV[2], tonumber(ARGV[3]), ARGV[4])
+end
+if ARGV[5] ~= '' then redis.call('XADD', P .. 'ev:' .. id, '*', 'd', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', jkey(id), 'completion_tokens', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', jkey(id), 'tokens_per_second', ARGV[7]) end
+if ARGV[8] ~= '' then
+  redis.call('XADD', P .. 'ev', 'MAXLEN', '~', 100000, '*', 'd', ARGV[8])
+end
+if h[3] then return 'cancel' end
+return 'ok'
 --@forget  ARGV: id
 local id = ARGV[1]
 local h = redis.call('HMGET', jkey(id), 'state', 'attempt')

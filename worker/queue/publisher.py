@@ -6,30 +6,29 @@ import json
 import time
 from typing import Any
 
-import redis
-
-from worker.queue import keys
-from worker.queue.events import GLOBAL_MAXLEN
+from worker.queue.ledger import Ledger
 
 
 class StreamPublisher:
-    """Buffers one attempt's text and writes it every `flush_s`: one pipeline per batch.
+    """Buffers one attempt's text and writes it every `flush_s`, fenced by its attempt number.
 
-    A batch appends to the attempt's durable output, adds a `tokens` event to the job's
-    stream, updates the live token counts, and (at most every `progress_s`) puts a progress
-    event on the global stream. The same round trip reads the job's cancel flag.
+    A batch appends to the attempt's durable output and adds a `tokens` event to the job's
+    stream; at most every `progress_s` it also updates the live token counts and puts a
+    progress event on the global stream. Each batch is one atomic script (Ledger.publish),
+    which also reads the job's cancel flag and refuses the writes of an attempt that is no
+    longer current: the publisher then raises AttemptSuperseded, and the attempt must stop.
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        ledger: Ledger,
         job_id: str,
         attempt: int,
         *,
         flush_s: float = 0.025,
         progress_s: float = 0.25,
     ) -> None:
-        self.redis = client
+        self.ledger = ledger
         self.job_id = job_id
         self.attempt = attempt
         self.flush_s = flush_s
@@ -42,21 +41,17 @@ class StreamPublisher:
         self._offset = 0  # bytes of output stored so far
         self.cancel_seen = False
 
-    def _xadd(
-        self, pipe: Any, stream: str, data: dict[str, Any], maxlen: int | None = None
-    ) -> None:
+    def _event(self, data: dict[str, Any]) -> str:
         data["id"] = self.job_id
         data["attempt"] = self.attempt
-        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        pipe.xadd(stream, {"d": payload}, maxlen=maxlen, approximate=True)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     def progress(self, phase: str, **stats: Any) -> None:
         """Publish a phase change or progress at once, to the job's and the global stream."""
         self._stats = {"type": "progress", "phase": phase, **stats}
-        with self.redis.pipeline(transaction=False) as pipe:
-            self._xadd(pipe, keys.events(self.job_id), dict(self._stats))
-            self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
-            pipe.execute()
+        event = self._event(dict(self._stats))
+        cancel = self.ledger.publish(self.job_id, self.attempt, job_event=event, global_event=event)
+        self.cancel_seen = self.cancel_seen or cancel
         self._last_progress = time.monotonic()
 
     def add(self, text: str, at: float | None = None, **stats: Any) -> bool:
@@ -75,36 +70,36 @@ class StreamPublisher:
         """Write what is pending now. Returns whether the job's cancel flag is set.
 
         The text goes out at once (output and job stream); the live counts on the job's
-        hash, the global progress event and the cancel-flag read (a backstop: the worker's
-        cancel listener stops the job first) only every `progress_s`.
+        hash and the global progress event only every `progress_s`.
         """
         text = "".join(self._pending)
         data = text.encode()
-        self._pending.clear()
         stamp = time.monotonic()
+        counts = bool(self._stats) and stamp - self._last_progress >= self.progress_s
+        if not data and not counts:
+            self._last_flush = stamp
+            return self.cancel_seen
+        job_event = ""
+        if text:
+            # t0: when the batch's first text was produced; t: when it was written.
+            job_event = self._event({**self._stats, "type": "tokens", "text": text,
+                                     "t0": self._first_at, "t": time.time()})  # fmt: skip
+        # SETRANGE at the known offset, not APPEND: if the server dies after storing a batch
+        # but before replying, the client's retry rewrites the same bytes.
+        cancel = self.ledger.publish(
+            self.job_id,
+            self.attempt,
+            offset=self._offset,
+            text=data,
+            job_event=job_event,
+            completion_tokens=self._stats.get("done", 0) if counts else None,
+            tokens_per_second=self._stats.get("tps") if counts else None,
+            global_event=self._event(dict(self._stats)) if counts else "",
+        )
+        self._pending.clear()
         self._last_flush = stamp
-        job_key = keys.job(self.job_id)
-        checked = False
-        with self.redis.pipeline(transaction=False) as pipe:
-            if text:
-                # SETRANGE at the known offset, not APPEND: if the server dies after storing
-                # a batch but before replying, the client's retry rewrites the same bytes.
-                pipe.setrange(keys.output(self.job_id, self.attempt), self._offset, data)
-                # t0: when the batch's first text was produced; t: when it was written.
-                event = {**self._stats, "type": "tokens", "text": text,
-                         "t0": self._first_at, "t": time.time()}  # fmt: skip
-                self._xadd(pipe, keys.events(self.job_id), event)
-            if self._stats and stamp - self._last_progress >= self.progress_s:
-                self._last_progress = stamp
-                mapping: Any = {"completion_tokens": self._stats.get("done", 0)}
-                if self._stats.get("tps") is not None:
-                    mapping["tokens_per_second"] = self._stats["tps"]
-                pipe.hset(job_key, mapping=mapping)
-                self._xadd(pipe, keys.GLOBAL_EVENTS, dict(self._stats), GLOBAL_MAXLEN)
-                pipe.hget(job_key, "cancel")
-                checked = True
-            results = pipe.execute() if len(pipe) else []
+        if counts:
+            self._last_progress = stamp
         self._offset += len(data)
-        if checked:
-            self.cancel_seen = self.cancel_seen or bool(results[-1])
+        self.cancel_seen = self.cancel_seen or cancel
         return self.cancel_seen

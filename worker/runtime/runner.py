@@ -12,11 +12,11 @@ import redis
 
 from worker.engine.api import Cancelled, EngineError, JobEngine, LoadOptions, StopSignal
 from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec
 from worker.queue import keys
 from worker.queue.connection import is_queue_outage
-from worker.queue.ledger import Ledger
+from worker.queue.ledger import AttemptSuperseded, Ledger
 from worker.queue.publisher import StreamPublisher
-from worker.queue.replies import as_text
 from worker.runtime.cancels import CancelRegistry
 from worker.settings import Settings
 
@@ -53,10 +53,19 @@ class JobRunner:
 
         If the queue server goes away (killed, restarting, disk full) during the attempt,
         generation stops and the attempt is handed back once the server answers again:
-        the job never stays 'running' under a worker whose heartbeat is still alive.
+        the job never stays 'running' under a worker whose heartbeat is still alive. If the
+        attempt was superseded meanwhile (this worker was judged lost: paused, asleep, cut
+        off), its next write is refused and it stops there, changing nothing.
         """
         try:
             return self._run(job_id, attempt)
+        except AttemptSuperseded:
+            log.warning(
+                "job %s attempt %s was superseded (this worker was judged lost while it was "
+                "paused or cut off, and the job went on without it); its work is dropped",
+                job_id, attempt,
+            )  # fmt: skip
+            return "superseded", None
         except Exception as exc:
             if not is_queue_outage(exc):
                 raise
@@ -71,17 +80,25 @@ class JobRunner:
             log.info("job %s attempt %s not run: %s", job_id, attempt, claim)
             return claim, None
         job = self.ledger.get(job_id, with_output=False)
-        spec = job.spec
-        timeout = spec.timeout or self.settings.job_timeout
         event = self.cancels.register(job_id)
         if job.cancel_requested:
             event.set()
+        try:
+            return self._attempt(job_id, attempt, job.spec, event)
+        finally:
+            self.cancels.unregister(job_id)
+
+    def _attempt(
+        self, job_id: str, attempt: int, spec: JobSpec, event: threading.Event
+    ) -> tuple[str, int | None]:
+        """Load the model, generate and stream, then record how the attempt ended."""
+        timeout = spec.timeout or self.settings.job_timeout
         stop = _ShutdownAwareStop(
             event, time.monotonic() + timeout, f"timed out after {timeout:g} s", self.shutting_down
         )
         # An engine that paces its text already gets it here once per interval.
         flush_s = 0.0 if self.engine.text_interval else self.settings.stream_flush_ms / 1000
-        publisher = StreamPublisher(self.client, job_id, attempt, flush_s=flush_s)
+        publisher = StreamPublisher(self.ledger, job_id, attempt, flush_s=flush_s)
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
 
@@ -111,6 +128,9 @@ class JobRunner:
             publisher.flush()
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
             return "failed", None
+        except AttemptSuperseded:
+            event.set()  # an engine running jobs on its own thread drops this one
+            raise
         except Exception as exc:
             if is_queue_outage(exc):
                 event.set()  # an engine running jobs on its own thread drops this one
@@ -119,8 +139,6 @@ class JobRunner:
             publisher.flush()
             self._finish(job_id, attempt, JobState.failed, f"internal error: {exc!r}", stats)
             return "failed", None
-        finally:
-            self.cancels.unregister(job_id)
         publisher.flush()
         stats["prompt_tokens"], stats["completion_tokens"] = (
             result.prompt_tokens,
@@ -156,15 +174,7 @@ class JobRunner:
             delay = min(delay * 2, 2.0)
 
     def _hand_back(self, job_id: str, attempt: int) -> tuple[str, int | None]:
-        fields: Any = self.client.hmget(
-            keys.job(job_id), "cancel", "prompt_tokens", "completion_tokens"
-        )
-        cancel, prompt_tokens, completion_tokens = (as_text(v) for v in fields)
-        if cancel:  # the user cancelled meanwhile: honour it rather than run it again
-            stats = {"prompt_tokens": int(prompt_tokens or 0),
-                     "completion_tokens": int(completion_tokens or 0), "tps": None}  # fmt: skip
-            self._finish(job_id, attempt, JobState.cancelled, "cancelled by the user", stats)
-            return "cancelled", None
+        """Queue the attempt again, uncounted; a cancel asked meanwhile ends it cancelled."""
         result = self.ledger.mark_lost(
             job_id, attempt, self.settings.max_attempts, OUTAGE_REASON, counts=False
         )
