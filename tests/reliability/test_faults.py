@@ -499,8 +499,8 @@ def test_retention_forgets_finished_jobs_and_every_key(queue: Queue, tiny_model:
         as_text(k) for k in queue.redis.keys("ps:job:*") + queue.redis.keys("ps:ev:*")
     )
     assert leftover == []
-    fixed = {"ps:seq", "ps:ev", "ps:workers", "ps:reaper-lock", "unacked", "unacked_index",
-             "unacked_mutex"}  # fmt: skip
+    fixed = {"ps:seq", "ps:ev", "ps:workers", "ps:reaper-lock", "ps:beats", "unacked",
+             "unacked_index", "unacked_mutex"}  # fmt: skip
     names = {as_text(k) for k in queue.redis.keys("*")}
     per_worker = {n for n in names if n.startswith(("ps:worker:", "_kombu.binding"))}
     assert names - per_worker <= fixed, names

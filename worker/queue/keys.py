@@ -12,6 +12,7 @@ CANCEL_CHANNEL = PREFIX + "cancel"  # pub/sub: ids of running jobs to stop
 WORKERS = PREFIX + "workers"  # set of worker ids ever seen (pruned when their heartbeat is gone)
 PAUSED = PREFIX + "paused"  # flag: workers take no new jobs while set
 REAPER_LOCK = PREFIX + "reaper-lock"
+BEATS = PREFIX + "beats"  # hash: worker id -> heartbeat counter (judging workers lost)
 
 
 def job(job_id: str) -> str:

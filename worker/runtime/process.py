@@ -15,10 +15,11 @@ from worker.engine.capacity import parallel_jobs
 from worker.jobs.job import Job
 from worker.queue.celery_app import TASK_NAME, create_app, send_job
 from worker.queue.connection import QueueAddress, is_queue_outage
+from worker.queue.heartbeats import new_worker_id
 from worker.queue.ledger import Ledger
 from worker.runtime.reaper import Reaper
 from worker.runtime.runner import JobRunner
-from worker.runtime.services import WorkerServices, new_worker_id
+from worker.runtime.services import WorkerServices
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

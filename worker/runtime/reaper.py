@@ -1,6 +1,7 @@
 """The queue's janitor: requeues jobs of lost workers, resends lost messages, forgets old jobs.
 
-Every worker runs one; the one that holds the reaper lock does the work each round.
+Every worker runs one and watches the heartbeats each round; the one that holds the reaper
+lock acts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import redis
 from worker.jobs.job import Job, JobState
 from worker.queue import keys
 from worker.queue.celery_app import broker_queue_keys
+from worker.queue.heartbeats import HeartbeatWatch, forget_beats, read_beats
 from worker.queue.ledger import Ledger
 from worker.queue.replies import as_text
 
@@ -47,6 +49,7 @@ class Reaper:
         self.retention_s = retention_days * 86_400 if retention_days else None
         self._pruned_at = 0.0
         self._orphans: set[tuple[str, int]] = set()  # queued with no message, last round
+        self.watch = HeartbeatWatch(heartbeat_ttl, max_gap=2 * self.interval)
 
     @property
     def interval(self) -> float:
@@ -59,25 +62,52 @@ class Reaper:
         self.prune()
 
     def reap(self) -> list[str]:
-        """Requeue (or fail) jobs whose worker's heartbeat is gone. One reaper at a time."""
-        lock = self.redis.set(keys.REAPER_LOCK, self.worker_id, nx=True, px=int(self.ttl * 1000))
-        if not lock and as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
+        """Requeue (or fail, or end cancelled) the jobs of workers judged lost; their ids.
+
+        Every worker watches the heartbeats of the others' running jobs each round (so a
+        worker that takes the reaper lock over already has its view); only the lock's holder
+        acts on them. A worker is judged lost by its heartbeat counter standing still in
+        contact time (HeartbeatWatch), never by a lease that a stalled server let expire.
+        """
+        running = self._running_jobs()
+        owners = {owner for _, owner, _ in running if owner != self.worker_id}
+        lost = self.watch.observe(read_beats(self.redis, owners))
+        if not self._hold_lock():
             return []
         handled = []
-        for job_id in self.ledger.running_ids():
-            fields: Any = self.redis.hmget(keys.job(job_id), "worker", "attempt")
-            owner, attempt = (as_text(v) for v in fields)
-            if not owner or not attempt or owner == self.worker_id:
-                continue  # this worker is alive, even if its heartbeat lapsed in an outage
-            if self.redis.exists(keys.worker(owner)):
+        for job_id, owner, attempt in running:
+            if owner not in lost:
                 continue
-            result = self.ledger.mark_lost(job_id, int(attempt), self.max_attempts, LOST_REASON)
+            result = self.ledger.mark_lost(job_id, attempt, self.max_attempts, LOST_REASON)
             log.warning("job %s attempt %s lost with worker %s: %s", job_id, attempt, owner, result)
             if result == "requeued":
-                self.requeue(job_id, int(attempt) + 1)
+                self.requeue(job_id, attempt + 1)
             handled.append(job_id)
-        self._prune_workers()
+        self._prune_workers(keep={owner for _, owner, _ in running})
         return handled
+
+    def _running_jobs(self) -> list[tuple[str, str, int]]:
+        """(job id, worker, attempt) of every loading or running job."""
+        ids = self.ledger.running_ids()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(keys.job(job_id), "worker", "attempt")
+            rows = pipe.execute()
+        jobs = []
+        for job_id, (owner, attempt) in zip(ids, rows, strict=True):
+            if owner and attempt:
+                jobs.append((job_id, as_text(owner), int(as_text(attempt))))
+        return jobs
+
+    def _hold_lock(self) -> bool:
+        """Take the reaper lock, or keep it (its lifetime starts again) if this worker has it."""
+        ttl_ms = int(self.ttl * 1000)
+        if self.redis.set(keys.REAPER_LOCK, self.worker_id, nx=True, px=ttl_ms):
+            return True
+        if as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
+            return False
+        self.redis.pexpire(keys.REAPER_LOCK, ttl_ms)
+        return True
 
     def sweep(self) -> int:
         """Send a message again for queued jobs when the broker holds none; returns how many.
@@ -139,9 +169,16 @@ class Reaper:
                      self.retention_s / 86_400)  # fmt: skip
         return len(forgotten)
 
-    def _prune_workers(self) -> None:
+    def _prune_workers(self, keep: set[str]) -> None:
+        """Forget workers whose heartbeat key is gone, and the counters of those that own no
+        running job (`keep`: the owners of running jobs, still being watched)."""
         members: Any = self.redis.smembers(keys.WORKERS)
+        alive = set()
         for raw in members:
             worker_id = as_text(raw)
-            if not self.redis.exists(keys.worker(worker_id)):
+            if self.redis.exists(keys.worker(worker_id)):
+                alive.add(worker_id)
+            else:
                 self.redis.srem(keys.WORKERS, worker_id)
+        counted: Any = self.redis.hkeys(keys.BEATS)
+        forget_beats(self.redis, {as_text(w) for w in counted} - alive - keep)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +11,11 @@ import redis
 
 from worker.queue import keys
 from worker.queue.events import announce
+from worker.queue.heartbeats import forget_beats, write_beat
 from worker.runtime.cancels import CancelRegistry
 from worker.runtime.reaper import Reaper
 
 log = logging.getLogger(__name__)
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WorkerServices:
@@ -65,6 +57,7 @@ class WorkerServices:
         try:
             self.redis.delete(keys.worker(self.worker_id))
             self.redis.srem(keys.WORKERS, self.worker_id)
+            forget_beats(self.redis, [self.worker_id])
             self._announce("stopped")
         except redis.RedisError:
             pass
@@ -76,17 +69,7 @@ class WorkerServices:
     # --- heartbeat --------------------------------------------------------------------
 
     def beat(self) -> None:
-        data = {
-            "id": self.worker_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "t": time.time(),
-        }
-        data.update(self.info())
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.worker(self.worker_id), json.dumps(data), px=int(self.ttl * 1000))
-            pipe.sadd(keys.WORKERS, self.worker_id)
-            pipe.execute()
+        write_beat(self.redis, self.worker_id, self.info(), self.ttl)
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.ttl / 4):
