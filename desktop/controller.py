@@ -55,7 +55,11 @@ class Controller(QObject):
         self.notifier = Notifier(settings.notifications, self)
         self.tray = Tray(self.notifier, self)
         self.following = JobFollowing(settings, self)
-        self.supervisor = None if address is not None else Supervisor(settings, self.pool, self)
+        self.supervisor = (
+            None
+            if address is not None
+            else Supervisor(settings, self.pool, self, watch_interval_s=STATUS_INTERVAL_MS / 1000)
+        )
         self.commands = Commands(
             settings, self.window, self.jobs, self.ui, self.pool, self.tasks, self.supervisor,
             self.show_message, self,
@@ -272,17 +276,20 @@ class Controller(QObject):
             self.show_message(f"The {outcome}; restarting it")
 
     async def refresh_status(self) -> None:
-        """Workers, model, GPU and VRAM for the status bar; starts a worker if none is alive."""
+        """Workers, model, GPU and VRAM for the status bar; starts a worker if none is alive
+        and replaces ours if it stopped answering."""
         if self._status_busy or self.pool.address is None:
             return
         self._status_busy = True
         try:
             workers = await self.pool.call(lambda client: client.workers())
             note = ""
-            if self.supervisor is not None and not workers:
-                note = "starting a worker…" if self.supervisor.worker_running else ""
-                if self._reachable:
-                    self.supervisor.ensure_worker()
+            if self.supervisor is not None:
+                await self.supervisor.check_hung(workers)
+                if not workers:
+                    note = "starting a worker…" if self.supervisor.worker_running else ""
+                    if self._reachable:
+                        self.supervisor.ensure_worker()
             self.window.set_workers(workers, note)
             self.window.set_vram(await self.pool.run(gpu_memory))
         except (QueueUnavailable, redis.RedisError, OSError) as exc:

@@ -11,7 +11,14 @@ from typing import Any
 from PySide6.QtCore import QIODevice, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from desktop.services.clientpool import ClientPool
-from worker.hosting.children import STOP_TIMEOUT_S, ChildOutcome, RestartBackoff, worker_command
+from worker.hosting.children import (
+    HUNG_REASON,
+    STOP_TIMEOUT_S,
+    ChildOutcome,
+    HungWorkerWatch,
+    RestartBackoff,
+    worker_command,
+)
 from worker.hosting.server import BundledServer, ServerError
 from worker.queue.connection import QueueAddress
 from worker.settings import Settings
@@ -27,10 +34,20 @@ class Supervisor(QObject):
     worker_exited = Signal(object)  # ChildOutcome
     stopped = Signal()
 
-    def __init__(self, settings: Settings, pool: ClientPool, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ClientPool,
+        parent: QObject | None = None,
+        *,
+        watch_interval_s: float | None = None,
+    ) -> None:
+        """`watch_interval_s`: how often `check_hung` will be called."""
         super().__init__(parent)
         self.settings = settings
         self.pool = pool
+        self._watched: tuple[int | None, str | None] = (None, None)  # worker pid, its id
+        self._hung = HungWorkerWatch(settings.heartbeat_ttl, watch_interval_s)
         self.address: QueueAddress | None = None
         self.server: BundledServer | None = None
         self.process: QProcess | None = None
@@ -133,6 +150,28 @@ class Supervisor(QObject):
             log.info("started worker pid %d", pid)
             self.worker_started.emit(pid)
             self.message.emit(f"started a worker (pid {pid})")
+
+    async def check_hung(self, workers: list[dict[str, Any]]) -> None:
+        """Replace our worker if it stopped answering (hung, or stopped: SIGSTOP, a debugger):
+        kill it and queue its jobs again; it then restarts as a worker that died does.
+        `workers`: the live workers' info, as just read (ours is found in it by its pid)."""
+        pid, process = self.worker_pid, self.process
+        if self._stopping or pid is None or process is None or not self.worker_running:
+            return
+        if self._watched[0] != pid or self._watched[1] is None:
+            self._watched = (pid, self._hung.worker_id_of(pid, workers))
+        worker_id = self._watched[1]
+        if worker_id is None:
+            return  # not beating yet
+        counters = await self.pool.call(lambda client: client.heartbeats([worker_id]))
+        if process is not self.process or not self._hung.hung(worker_id, counters[worker_id]):
+            return
+        self.message.emit(
+            f"the worker (pid {pid}) stopped answering: no heartbeat for "
+            f"{self._hung.after_s:g} s; replacing it"
+        )
+        process.kill()  # a stopped process cannot take SIGTERM
+        await self.pool.call(lambda client: client.take_back_jobs(worker_id, HUNG_REASON))
 
     def restart_worker(self) -> None:
         """Stop our worker gracefully (its running job goes back to the queue); it restarts."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,14 +21,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import redis
 
 from worker.queue import keys
 from worker.queue.events import read_events
+from worker.queue.heartbeats import HeartbeatWatch
 
 STOP_TIMEOUT_S = 30.0  # a warm shutdown hands the running job back; then it is killed
+HUNG_REASON = "the worker running this job stopped answering (hung or stopped); it was replaced"
 
 
 def worker_command(*args: str, exit_with_parent: bool = True) -> list[str]:
@@ -121,6 +124,37 @@ class RestartBackoff:
         self._next_s = self.first_s if next_s is None else next_s
 
 
+class HungWorkerWatch:
+    """Tells a supervisor that its worker stopped answering: its heartbeat counter stood
+    still for twice the heartbeat's lifetime, in contact time (a sleep or a stalled server
+    judges nobody; see worker.queue.heartbeats). A worker that has not beaten yet is still
+    starting and is not judged. Twice: a reaper on another worker gets the first say.
+
+    The supervisor knows its worker by pid; `worker_id_of` finds the id it beats under.
+    """
+
+    def __init__(self, heartbeat_ttl: float, interval_s: float | None = None) -> None:
+        """`interval_s`: how often the supervisor looks (default: as often as a reaper)."""
+        self.after_s = 2 * heartbeat_ttl
+        self.interval_s = interval_s or max(0.5, min(2.0, heartbeat_ttl / 4))
+        self._watch = HeartbeatWatch(self.after_s, max_gap=2 * self.interval_s)
+
+    def hung(self, worker_id: str, counter: int | None) -> bool:
+        """Call once a round with the worker's counter; True once it counts as hung."""
+        if counter is None:
+            return False
+        return worker_id in self._watch.observe({worker_id: counter})
+
+    @staticmethod
+    def worker_id_of(pid: int, workers: Sequence[Mapping[str, Any]]) -> str | None:
+        """The id of the worker with this pid on this machine, from the live workers' info."""
+        host = socket.gethostname()
+        for info in workers:
+            if info.get("pid") == pid and info.get("host") == host:
+                return str(info["id"])
+        return None
+
+
 def wait_worker_ready(
     client: redis.Redis,
     after: str,
@@ -168,7 +202,7 @@ class WorkerChild:
         die_with_parent: bool = True,
         on_exit: Callable[[ChildOutcome], None] | None = None,
     ) -> None:
-        self.command = worker_command(*args, exit_with_parent=die_with_parent)
+        self.args = tuple(args)
         self.env = dict(env)
         self.log = log
         self.die_with_parent = die_with_parent
@@ -182,9 +216,10 @@ class WorkerChild:
 
     def start(self) -> subprocess.Popen[bytes]:
         sink: IO[bytes] | None = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
+        command = worker_command(*self.args, exit_with_parent=self.die_with_parent)
         try:
             process = subprocess.Popen(
-                self.command,
+                command,
                 env=self.env,
                 stdout=sink,
                 stderr=sink,
@@ -212,3 +247,8 @@ class WorkerChild:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """Stop the current process (warm shutdown, then kill); its return code, None if none."""
         return None if self.process is None else stop_process(self.process, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: for a worker that stopped answering (a stopped process ignores SIGTERM)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()

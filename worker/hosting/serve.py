@@ -14,7 +14,9 @@ from types import FrameType
 import redis
 
 from worker.hosting.children import (
+    HUNG_REASON,
     ChildOutcome,
+    HungWorkerWatch,
     RestartBackoff,
     WorkerChild,
     wait_worker_ready,
@@ -23,6 +25,7 @@ from worker.hosting.children import (
 from worker.hosting.server import BundledServer, ServerError
 from worker.hosting.tlsdoor import RemoteDoor, TlsForwarder, self_signed_certificate
 from worker.queue import keys
+from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
 from worker.queue.replies import last_stream_id
 from worker.settings import Settings
@@ -58,6 +61,7 @@ class Serve:
         self._stopping = False
         self._exits: list[ChildOutcome] = []
         self._server_exits: list[int] = []
+        self._watched: tuple[int | None, str | None] = (None, None)  # worker pid, its id
 
     def _on_worker_exit(self, outcome: ChildOutcome) -> None:
         self._exits.append(outcome)
@@ -120,35 +124,65 @@ class Serve:
                 except BaseException:
                     self.server.stop()
                     raise
-        client = address.connect()
+        jobs = JobClient(address, self.settings)
         worker = WorkerChild(worker_env(address.celery_url), on_exit=self._on_worker_exit)
         backoff = RestartBackoff()
+        watch = HungWorkerWatch(self.settings.heartbeat_ttl)
         try:
-            after = last_stream_id(client, keys.GLOBAL_EVENTS)
+            after = last_stream_id(jobs.redis, keys.GLOBAL_EVENTS)
             worker.start()
-            self._wait_worker_ready(worker, client, after, ready)
+            self._wait_worker_ready(worker, jobs.redis, after, ready)
             while True:
-                self._wake.wait()
+                self._wake.wait(watch.interval_s)
                 self._wake.clear()
                 if self._stopping:
                     break
                 if self._server_exits and not self._restart_server():
                     break
-                if not self._exits:
-                    continue
-                outcome = self._exits.pop()
-                print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
-                if self._sleep(backoff.delay(outcome.lived_s)):
-                    break
-                worker.start()
+                if self._exits:
+                    outcome = self._exits.pop()
+                    print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
+                    if self._sleep(backoff.delay(outcome.lived_s)):
+                        break
+                    worker.start()
+                elif worker.running:
+                    self._replace_if_hung(worker, watch, jobs)
         finally:
             worker.stop()
-            client.close()
+            jobs.close()
             if self.forwarder is not None:
                 self.forwarder.stop()
             if self.server is not None:
                 self.server.stop()
         return 0
+
+    def _replace_if_hung(
+        self, worker: WorkerChild, watch: HungWorkerWatch, jobs: JobClient
+    ) -> None:
+        """Kill a worker that stopped answering and queue its jobs again; it is then restarted
+        as any worker that died. (A stalled server is not the worker's fault: judge nothing.)"""
+        process = worker.process
+        if process is None:
+            return
+        try:
+            if self._watched[0] != process.pid:
+                self._watched = (process.pid, watch.worker_id_of(process.pid, jobs.workers()))
+            worker_id = self._watched[1]
+            if worker_id is None:
+                self._watched = (None, None)  # not beating yet: look again next round
+                return
+            counter = jobs.heartbeats([worker_id])[worker_id]
+        except redis.RedisError:
+            return
+        if not watch.hung(worker_id, counter):
+            return
+        print(f"promptspool: the worker (pid {process.pid}) stopped answering: no heartbeat "
+              f"for {watch.after_s:g} s; replacing it", file=sys.stderr, flush=True)  # fmt: skip
+        worker.kill()
+        try:
+            jobs.take_back_jobs(worker_id, HUNG_REASON)
+        except redis.RedisError as exc:  # a reaper takes them back once the server answers
+            log.warning("could not queue the hung worker's jobs again: %s", exc)
 
     def _open_remote_door(self, socket_path: Path) -> None:
         """TLS on HOST:PORT for remote workers; prints how to join (never the password)."""

@@ -18,6 +18,7 @@ from worker.queue import keys
 from worker.queue.celery_app import create_app, send_job
 from worker.queue.connection import QueueAddress, is_queue_outage
 from worker.queue.events import Event, announce, read_events
+from worker.queue.heartbeats import read_beats
 from worker.queue.ledger import Ledger
 from worker.queue.replies import as_text, last_stream_id
 from worker.settings import Settings, load_settings
@@ -96,6 +97,24 @@ class JobClient:
 
     def forget(self, job_id: str) -> None:
         self.ledger.forget(job_id)
+
+    def take_back_jobs(self, worker_id: str, reason: str) -> builtins.list[str]:
+        """Queue again the running jobs of a worker that will not finish them (its supervisor
+        killed it for not answering); each counts as a lost attempt. The ids taken back."""
+        taken = []
+        for job in self.ledger.get_many(self.ledger.running_ids()):
+            if job.worker != worker_id:
+                continue
+            max_attempts = self.settings.max_attempts
+            result = self.ledger.mark_lost(job.id, job.attempt, max_attempts, reason)
+            if result == "requeued":
+                send_job(self.app, job.id, job.attempt + 1, job.spec.priority, resumed=True)
+            taken.append(job.id)
+        return taken
+
+    def heartbeats(self, worker_ids: Iterable[str]) -> dict[str, int | None]:
+        """The workers' heartbeat counters (see worker.queue.heartbeats)."""
+        return read_beats(self.redis, worker_ids)
 
     # --- reads ------------------------------------------------------------------------
 
