@@ -7,14 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from desktop.controller import Controller
 from desktop.services.single_instance import SingleInstance
 from tests.desktop.support import close_app, run_soon
-from worker.hosting.children import ChildOutcome
+from worker.hosting.children import HUNG_REASON, ChildOutcome
+from worker.jobs.job import JobState
+from worker.jobs.spec import JobSpec
+from worker.queue.client import JobClient
 from worker.settings import load_settings
 from worker.testing.harness import Queue, last_event_id, wait_for_event
 
@@ -128,3 +133,54 @@ def test_one_instance_per_user(qtbot: QtBot, tmp_path: Path) -> None:
         primary.release()
     assert other.acquire()  # the lock is free once the first instance is gone
     other.release()
+
+
+def test_app_replaces_its_worker_when_it_stops_answering(
+    qtbot: QtBot,
+    qloop: asyncio.AbstractEventLoop,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slow_model: Path,
+) -> None:
+    """Its worker is stopped (SIGSTOP) mid-job: the app sees the heartbeat stand still, kills
+    the worker, queues the job again and starts a new worker, which runs it."""
+    monkeypatch.setenv("PROMPTSPOOL_HEARTBEAT_TTL", "2")
+    controller = Controller(load_settings())
+    supervisor = controller.supervisor
+    assert supervisor is not None
+    stopped: int | None = None
+    try:
+        with qtbot.waitSignals([controller.ready, supervisor.worker_started], timeout=START_MS):
+            run_soon(qloop, controller.start())
+        assert supervisor.address is not None
+        client = JobClient(supervisor.address, load_settings())
+        spec = JobSpec(model=str(slow_model), prompt="Once upon a time", max_tokens=600, seed=6)
+        [job_id] = client.submit([spec])
+
+        def streaming() -> bool:
+            row = controller.jobs.job(job_id)
+            return row is not None and row.state is JobState.running and row.done > 0
+
+        qtbot.waitUntil(streaming, timeout=START_MS)
+        messages: list[str] = []
+        controller.message.connect(messages.append)
+        stopped = supervisor.worker_pid
+        assert stopped is not None
+        with qtbot.waitSignal(supervisor.worker_exited, timeout=START_MS) as exited:
+            os.kill(stopped, signal.SIGSTOP)
+        assert "crashed (signal 9)" in str(exited.args[0])
+        assert any(f"worker (pid {stopped}) stopped answering" in m for m in messages)
+        # The event loop runs while the new worker starts and takes the job again.
+        qtbot.waitUntil(
+            lambda: (row := controller.jobs.job(job_id)) is not None and row.state.finished,
+            timeout=START_MS,
+        )
+        done = client.get(job_id)
+        assert done.state is JobState.succeeded and done.completion_tokens == 600
+        assert [a.error for a in done.attempts[:-1]] == [HUNG_REASON]
+        client.close()
+    finally:
+        if stopped is not None:
+            with suppress(ProcessLookupError):
+                os.kill(stopped, signal.SIGCONT)
+        close_app(qtbot, controller)

@@ -6,6 +6,7 @@ benchmarks and the screenshot script share one harness; the app never imports it
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -186,6 +187,32 @@ def temp_queue(
         shutil.rmtree(home, ignore_errors=True)
 
 
+@contextmanager
+def paused(*pids: int) -> Iterator[None]:
+    """The processes stopped (SIGSTOP) inside the block and continued (SIGCONT) after it, as a
+    laptop's sleep, a debugger or a stalled disk stops them; they are continued whatever
+    happens in the block."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def let_time_pass(seconds: float) -> None:
+    """Hold a fault for this long: for a pause that nothing can be observed during (the
+    server itself is stopped). Never a wait for readiness: wait on events for that."""
+    threading.Event().wait(seconds)
+
+
+def worker_info(client: redis.Redis, worker_id: str) -> dict[str, Any] | None:
+    """The worker's last heartbeat info (None once its heartbeat key has expired)."""
+    raw: Any = client.get(keys.worker(worker_id))
+    return json.loads(raw) if raw else None
+
+
 def broker_is_empty(client: redis.Redis) -> bool:
     """No message waits in Celery's queues or is held unacknowledged by a worker."""
     names = [n for n in client.scan_iter("promptspool*") if client.type(n) == b"list"]
@@ -261,6 +288,7 @@ class ServeProcess:
         env["PROMPTSPOOL_HOME"] = str(home)
         process = subprocess.Popen(
             [sys.executable, "-m", "worker", "serve", *args],
+            process_group=0,  # its own group: a test can stop it with its worker, as a sleep does
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
