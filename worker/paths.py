@@ -40,13 +40,13 @@ class AppPaths:
         )
 
     def ensure(self) -> AppPaths:
-        """Create the directories; the runtime dir (socket, password) is private (0700)."""
-        for path in (self.data, self.logs, self.config):
-            path.mkdir(parents=True, exist_ok=True)
-        self.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.runtime.stat().st_uid != os.getuid():
-            raise PermissionError(f"{self.runtime} belongs to another user; refusing to use it")
-        os.chmod(self.runtime, 0o700)
+        """Create the directories, private to the user (0700): the data holds every prompt and
+        output, the logs name jobs and models, the runtime dir the socket and its password."""
+        for path in (self.data, self.logs, self.config, self.runtime):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if path.stat().st_uid != os.getuid():
+                raise PermissionError(f"{path} belongs to another user; refusing to use it")
+            os.chmod(path, 0o700)
         return self
 
     @property

@@ -38,6 +38,35 @@ def _config_file() -> Path:
     return AppPaths.resolve().config_file
 
 
+class SettingsFileError(ValueError):
+    """The settings file cannot be used; the message names it and says why (line, column)."""
+
+
+class _SettingsFile(JsonConfigSettingsSource):
+    """settings.json, read with errors that name the file, the place and the reason."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            text = Path(file_path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SettingsFileError(
+                f"{file_path}: not UTF-8 text (invalid byte at offset {exc.start})"
+            ) from exc
+        except OSError as exc:
+            raise SettingsFileError(f"{file_path}: cannot be read ({exc.strerror})") from exc
+        if not text.strip():
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsFileError(
+                f"{file_path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise SettingsFileError(f"{file_path}: expected a JSON object of settings")
+        return value
+
+
 class Settings(BaseSettings):
     """Every knob of PromptSpool, each with a default, bounds and a description."""
 
@@ -94,13 +123,24 @@ class Settings(BaseSettings):
         default=3, ge=1, le=100, description="Attempts lost to dying workers before a job fails."
     )
     heartbeat_ttl: float = Field(
-        default=10.0, ge=1.0, le=600.0, description="Seconds without a heartbeat = worker lost."
+        default=10.0,
+        ge=1.0,
+        le=600.0,
+        allow_inf_nan=False,
+        description="Seconds without a heartbeat = worker lost.",
     )
     stream_flush_ms: float = Field(
-        default=25.0, ge=1.0, le=1000.0, description="Batch streamed tokens this long (ms)."
+        default=25.0,
+        ge=1.0,
+        le=1000.0,
+        allow_inf_nan=False,
+        description="Batch streamed tokens this long (ms).",
     )
     retention_days: float | None = Field(
-        default=None, gt=0, description="Forget finished jobs after this many days (None: keep)."
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Forget finished jobs after this many days (None: keep).",
     )
     notifications: bool = Field(default=True, description="Notify when jobs finish.")
     keep_in_tray: bool = Field(default=True, description="Closing the window keeps the queue.")
@@ -117,7 +157,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            JsonConfigSettingsSource(settings_cls, json_file=_config_file()),
+            _SettingsFile(settings_cls, json_file=_config_file()),
         )
 
     def job_defaults(self) -> dict[str, Any]:

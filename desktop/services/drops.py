@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.jobs.promptfiles import LoadResult, Refusal, load_prompt_paths
+from worker.jobs.intake import plan
+from worker.jobs.promptfiles import LoadResult, Refusal
 from worker.jobs.spec import JobSpec
-from worker.modelfile.check import check_model_file
 
 NO_MODEL = "no model chosen: pick a GGUF model in the editor (or name one in the file)"
 
@@ -28,29 +28,12 @@ class DropOutcome:
 
 
 def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> LoadResult:
-    """What a drop will queue (whole files only) and what it refuses: load the files
-    (blocking: run it off the GUI thread) and refuse any whose model is bad."""
-    loaded: LoadResult = load_prompt_paths(paths, defaults)
-    refused = list(loaded.refused)
+    """What a drop will queue (whole files only) and what it refuses, with a hint when the
+    editor has no model (blocking: run it off the GUI thread)."""
+    result = plan(paths, defaults)
     if "model" not in defaults:
-        refused = [_no_model(r) for r in refused]
-    models: dict[str, str | None] = {}
-    sources = []
-    for source in loaded.sources:
-        problem = None
-        for spec in source.specs:
-            if spec.model not in models:
-                try:
-                    check_model_file(spec.model)
-                    models[spec.model] = None
-                except ValueError as exc:
-                    models[spec.model] = str(exc)
-            problem = problem or models[spec.model]
-        if problem:
-            refused.append(Refusal(source.path, problem))
-        else:
-            sources.append(source)
-    return LoadResult(sources, refused)
+        result.refused[:] = [_no_model(r) for r in result.refused]
+    return result
 
 
 def _no_model(refusal: Refusal) -> Refusal:

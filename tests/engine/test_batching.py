@@ -446,3 +446,27 @@ def test_backend_sampling_writes_what_the_cpu_chain_writes(
     assert "samples on the CPU" not in caplog.text  # every chain ran in the graph
     assert in_graph == texts(False)
     assert all(in_graph)
+
+
+def test_cancel_while_the_model_loads_stops_the_load(
+    engines: Callable[..., BatchEngine], slow_model: Path
+) -> None:
+    """llama.cpp asks, as the weights load, whether to go on: a cancel (or the time limit)
+    stops a long load there, instead of after it."""
+    engine = engines()
+    signal = stop()
+    progress: list[float] = []
+
+    def on_load(done: float) -> None:
+        progress.append(done)
+        signal.event.set()  # the user cancels while the model is loading
+
+    engine.on_load = on_load
+    ticket = engine.submit(JobSpec(prompt="the cat", model=str(slow_model)), signal)
+    with pytest.raises(Cancelled, match="cancelled"):
+        ticket.wait()
+    assert progress and progress[-1] < 1.0
+    assert engine.model_path is None  # nothing stays loaded
+    engine.on_load = None
+    assert play(engine.submit(JobSpec(prompt="the cat", model=str(slow_model), max_tokens=3),
+                              stop())).completion_tokens == 3  # fmt: skip

@@ -178,7 +178,7 @@ def test_fifo_named_explicitly_is_refused_not_opened(tmp_path: Path) -> None:
         pytest.skip("no FIFOs on this platform")
     fifo = tmp_path / "pipe.txt"
     os.mkfifo(fifo)
-    assert only_refusal(load(fifo)).reason == "not a regular file"
+    assert only_refusal(load(fifo)).reason == "not a regular file (a FIFO)"
 
 
 # --- byte order marks ------------------------------------------------------------------------

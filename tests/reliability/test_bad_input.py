@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +29,7 @@ from worker.cli import main
 from worker.jobs.promptfiles import MAX_FILE_BYTES, MAX_FILES, load_prompt_paths
 from worker.jobs.spec import JobSpec
 from worker.jobs.validation import describe_validation_error
-from worker.testing.harness import Queue, deny_open
+from worker.testing.harness import Queue, deny_open, start_queue
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -411,6 +414,160 @@ def test_retry_a_queued_job(cli: Run, queue: Queue, tiny_model: Path) -> None:
     code, _, err = cli("retry", job_id)
     assert code == 1 and f"job {job_id} is queued; only finished jobs can be retried" in err
     assert queue.client.get(job_id).attempt == 1
+
+
+# --- files that never answer, and errors that name the right thing ------------------------
+
+
+def test_model_that_is_a_fifo_is_refused_at_once(cli: Run, queue: Queue, tmp_path: Path) -> None:
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    err = submit_refused(cli, queue, "--prompt", "hi", "--model", str(fifo))
+    assert f"model '{fifo}': is a FIFO, not a GGUF file" in err
+
+
+def test_folder_holding_a_link_to_the_root_is_refused_quickly(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("worker.jobs.promptfiles.MAX_FOLDERS", 200)  # the real limit is 10,000
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a", encoding="utf-8")
+    (folder / "everything").symlink_to("/", target_is_directory=True)
+    err = refused(cli, queue, tiny_model, folder, "holds more than 200 folders", "link to /")
+    assert "nothing queued" in err
+
+
+def test_folder_where_one_file_names_a_missing_model_queues_the_others(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "good.json").write_text(json.dumps({"prompt": "a"}), encoding="utf-8")
+    gone = tmp_path / "gone.gguf"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"prompt": "b", "model": str(gone)}), encoding="utf-8")
+    code, out, err = cli("submit", str(tmp_path), "--model", str(tiny_model))
+    assert code == 1
+    assert f"refused {bad}: model '{gone}': no such file" in err
+    [job] = queue.client.list()
+    assert out.split() == [job.id] and job.spec.prompt == "a"
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [("folder", "Is a directory"), ("missing", "No such file or directory"),
+     ("full", "No space left on device")],
+)  # fmt: skip
+def test_export_to_a_path_that_cannot_be_written_names_it(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path, target: str, reason: str
+) -> None:
+    queue.client.submit([json_spec(tiny_model)])
+    path = {"folder": tmp_path, "missing": tmp_path / "no" / "x.md", "full": Path("/dev/full")}
+    code, out, err = cli("export", "--format", "md", "-o", str(path[target]))
+    assert code == 1 and out == ""
+    assert err.strip() == f"promptspool: cannot write {path[target]}: {reason}"
+    assert "queue" not in err  # a file's problem, not the queue's
+
+
+def test_a_closed_pipe_ends_the_command_quietly(queue: Queue, tiny_model: Path) -> None:
+    [job_id] = queue.client.submit([json_spec(tiny_model)])
+    reader, writer = os.pipe()
+    os.close(reader)  # as `promptspool show ID | head` once head has read enough
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "show", job_id],
+        env=queue.env, stdout=writer, stderr=subprocess.PIPE, timeout=60, check=False,
+    )  # fmt: skip
+    os.close(writer)
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b'{"n_ctx": 4096', "invalid JSON at line 1, column 15: Expecting ',' delimiter"),
+     (b'{"model": "caf\xe9"}', "not UTF-8 text (invalid byte at offset 14)"),
+     (b"[1, 2]", "expected a JSON object of settings")],
+)  # fmt: skip
+def test_malformed_settings_file_is_named_with_the_reason(
+    cli: Run, isolated_home: Path, content: bytes, reason: str
+) -> None:
+    path = isolated_home / "config" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    code, out, err = cli("list")
+    assert code == 1 and out == ""
+    assert err.strip() == f"promptspool: bad settings file {path}: {reason}"
+
+
+def test_home_with_url_characters_in_its_path_works(tiny_model: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="ps#?%", dir="/tmp"))
+    try:
+        queue = start_queue(home)
+        try:
+            queue.client.submit([json_spec(tiny_model)])
+            done = subprocess.run(
+                [sys.executable, "-m", "worker", "list"],
+                env={**queue.env, "PROMPTSPOOL_REDIS_URL": ""},  # found through the home
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert "queued" in done.stdout
+        finally:
+            queue.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+ODD_JSON = [
+    ('{"prompt": "a", "temperature": NaN}', "field 'temperature': Input should be a finite number"),
+    (
+        '{"prompt": "a", "max_tokens": true}',
+        "field 'max_tokens': must be a number, not true or false",
+    ),
+    ('{"prompt": "a", "prompt": "b"}', "the key 'prompt' appears twice in one object"),
+    ('{"prompt": "a", "seed": ' + "9" * 5000 + "}", "a number with more than 4300 digits"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), ODD_JSON)
+def test_json_values_that_python_would_take_are_refused_with_a_reason(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path, line: str, reason: str
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    refused(cli, queue, tiny_model, path, f"line 1: {reason}")
+
+
+def test_nan_on_the_command_line_is_refused(cli: Run, queue: Queue, tiny_model: Path) -> None:
+    err = submit_refused(cli, queue, "--prompt", "a", "--temperature", "nan",
+                         "--model", str(tiny_model))  # fmt: skip
+    assert "field 'temperature': Input should be a finite number" in err
+
+
+def test_file_name_that_is_not_utf8_becomes_a_readable_title(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path
+) -> None:
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.txt"))
+    path.write_text("a prompt", encoding="utf-8")
+    code, _, err = cli("submit", str(path), "--model", str(tiny_model))
+    assert code == 0, err
+    [job] = queue.client.list()
+    assert job.title == "caf\ufffd.txt"
+
+
+def test_control_characters_in_names_and_titles_never_reach_the_terminal(
+    cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A newline in a file name would forge a line of output; an escape sequence in a title
+    would clear the screen or retitle the terminal. Both are printed escaped."""
+    forged = tmp_path / "notes\npromptspool: all jobs deleted.pdf"
+    forged.write_text("x", encoding="utf-8")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"prompt": "a", "title": "\x1b]0;pwned\x07\x1b[2Jtitle"}))
+    code, out, err = cli("submit", str(forged), str(spec), "--model", str(tiny_model))
+    assert code == 1
+    assert err.count("\n") == 1 and "notes\\npromptspool: all jobs deleted.pdf" in err
+    code, out, _ = cli("list")
+    assert code == 0 and "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned\\x07\\x1b[2Jtitle" in out
 
 
 def json_spec(model: Path, **fields: Any) -> JobSpec:

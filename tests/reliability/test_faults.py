@@ -304,7 +304,7 @@ def _corrupt(path: Path, old: bytes, new: bytes) -> None:
     path.write_bytes(data.replace(old, new, 1))
 
 
-@pytest.mark.parametrize("fault", ["deleted", "truncated", "corrupt", "architecture"])
+@pytest.mark.parametrize("fault", ["deleted", "fifo", "truncated", "corrupt", "architecture"])
 def test_model_that_fails_to_load_fails_the_job_not_the_worker(
     queue: Queue, tmp_path: Path, tiny_model: Path, fault: str
 ) -> None:
@@ -314,6 +314,9 @@ def test_model_that_fails_to_load_fails_the_job_not_the_worker(
     [bad] = queue.client.submit([spec(model, max_tokens=4)])
     if fault == "deleted":
         model.unlink()
+    elif fault == "fifo":  # opening it would wait for a writer forever
+        model.unlink()
+        os.mkfifo(model)
     elif fault == "truncated":
         os.truncate(model, model.stat().st_size // 2)
     elif fault == "corrupt":  # a tensor that llama.cpp needs is missing
@@ -329,6 +332,7 @@ def test_model_that_fails_to_load_fails_the_job_not_the_worker(
     error = queue.client.get(bad).error or ""
     expected = {
         "deleted": "no such file",
+        "fifo": "is a FIFO, not a GGUF file",
         "truncated": "truncated",
         "corrupt": "llama.cpp refused it",
         "architecture": "architecture is 'llamb'",

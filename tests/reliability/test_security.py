@@ -8,6 +8,7 @@ import pathlib
 import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from worker.hosting.tlsdoor import TlsForwarder, self_signed_certificate
 from worker.jobs.job import JobState
 from worker.jobs.spec import JobSpec
 from worker.queue.celery_app import TASK_NAME, broker_queue_keys
@@ -85,6 +87,31 @@ def test_socket_dir_is_0700_and_secrets_are_0600(queue: Queue) -> None:
     assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, "only the owner may connect"
     password = (runtime / "server.password").read_text().strip()
     assert password not in (queue.home / "logs" / "server.log").read_text()
+
+
+def test_everything_the_queue_writes_is_private_to_the_user(
+    serve: ServeProcess, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Folders 0700 and files 0600 under the home: the server's append-only files (which
+    hold every prompt and output), its log, the settings, the logs, and CLI exports."""
+    with serve.client() as client:
+        [job_id] = client.submit([JobSpec(model=str(tiny_model), prompt="secret", max_tokens=4)])
+        assert client.wait(job_id, timeout=120).state is JobState.succeeded
+    export = serve.home / "data" / "export.md"
+    env = {**os.environ, "PROMPTSPOOL_HOME": str(serve.home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "export", "--format", "md", "-o", str(export)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    aof = list((serve.home / "data").rglob("*.aof"))
+    assert aof and (serve.home / "logs" / "server.log").exists()
+    for path in [serve.home, *serve.home.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o700, f"{path}: {oct(mode)}"
+        else:
+            assert mode & 0o077 == 0, f"{path}: {oct(mode)}"
 
 
 @pytest.mark.parametrize("password", [None, "guess"])
@@ -227,3 +254,35 @@ def test_remote_worker_joins_over_tls_with_the_password(
             remote.terminate()
             remote.wait(30)
         serve.stop()
+
+
+def test_the_tls_door_closes_connections_that_do_not_authenticate(
+    queue: Queue, tmp_path: Path
+) -> None:
+    """Each open connection would hold one of the server's clients: a stranger's are closed
+    unless their first command authenticates, and no more than the cap are open at once."""
+    cert, key = self_signed_certificate(tmp_path / "tls", ["127.0.0.1"])
+    door = TlsForwarder("127.0.0.1", 0, queue.settings.paths.runtime / "server.sock", cert, key,
+                        auth_timeout_s=0.5, max_connections=3)  # fmt: skip
+    _, port = door.start()
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        clients_before = len(queue.redis.client_list())
+        strangers = []
+        for _ in range(5):  # silent after the handshake; the last two are over the cap
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            strangers.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+        for stranger in strangers:  # each is closed by the door: EOF
+            with stranger:
+                assert stranger.recv(100) == b""
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as nosy:
+            nosy.sendall(b"KEYS *\r\n")  # not AUTH first: closed without an answer
+            assert nosy.recv(100) == b""
+        url = _tls_url(queue.server.password(), port, cert)
+        worker_like = redis.Redis.from_url(url, socket_timeout=5, retry=Retry(NoBackoff(), 0))
+        with worker_like:
+            assert worker_like.ping()
+        assert len(queue.redis.client_list()) <= clients_before + 1
+    finally:
+        door.stop()

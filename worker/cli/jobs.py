@@ -12,9 +12,11 @@ from worker.cli.common import (
     EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
+    CliError,
     add_command,
     open_client,
 )
+from worker.cli.terminal import one_line, say, text_for
 from worker.jobs.export import FORMATS, export_text
 from worker.jobs.job import JobState
 from worker.settings import Settings
@@ -56,7 +58,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         pos = str(job.queue_position) if job.queue_position else "-"
         duration = _fmt_time(job.duration)
         print(row.format(job.id, job.state.value, job.priority, pos, job.completion_tokens, tps,
-                         duration, job.title))  # fmt: skip
+                         duration, one_line(job.title)))  # fmt: skip
     return EXIT_OK
 
 
@@ -67,14 +69,16 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(job.model_dump(mode="json"), indent=2))
         return EXIT_OK
     print(f"job {job.id}: {job.state.value} (attempt {job.attempt})")
-    print(f"title:   {job.title}\nmodel:   {job.model}\npriority: {job.priority}")
+    print(
+        f"title:   {one_line(job.title)}\nmodel:   {one_line(job.model)}\npriority: {job.priority}"
+    )
     if job.queue_position:
         print(f"queue position: {job.queue_position}")
     print(f"tokens:  {job.prompt_tokens} prompt, {job.completion_tokens} generated"
           + (f", {job.tokens_per_second:.1f} tok/s" if job.tokens_per_second else ""))  # fmt: skip
     if job.error:
-        print(f"error:   {job.error}")
-    print("\n" + job.output)
+        print(f"error:   {one_line(job.error)}")
+    print("\n" + text_for(sys.stdout, job.output))
     return EXIT_OK
 
 
@@ -85,20 +89,20 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         for event in client.events(args.id):
             if event.attempt > attempt and event.type == "state":
                 attempt = event.attempt
-                print(f"\n[attempt {attempt}: {event.data.get('error') or 'retried'}]",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                say(f"\n[attempt {attempt}: {one_line(event.data.get('error') or 'retried')}]")
             if event.attempt != attempt:
                 continue
             if event.type == "tokens":
-                sys.stdout.write(event.data["text"])
+                sys.stdout.write(text_for(sys.stdout, event.data["text"]))
                 sys.stdout.flush()
             state = event.state
             if state is not None and state.finished:
                 sys.stdout.write("\n")
                 if state is JobState.succeeded:
                     return EXIT_OK
-                print(f"promptspool: job {args.id} {state.value}: {event.data.get('error')}",
-                      file=sys.stderr)  # fmt: skip
+                say(
+                    f"promptspool: job {args.id} {state.value}: {one_line(event.data.get('error'))}"
+                )
                 return EXIT_CANCELLED if state is JobState.cancelled else EXIT_FAILED
     return EXIT_FAILED
 
@@ -125,8 +129,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             jobs = client.list(with_output=True)
     text = export_text(jobs, args.format)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {len(jobs)} jobs to {args.output}")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {one_line(args.output)}: {exc.strerror or exc}") from exc
+        print(f"wrote {len(jobs)} jobs to {one_line(args.output)}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text_for(sys.stdout, text))
     return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,11 +13,13 @@ from pydantic import ValidationError
 from worker import __version__
 from worker.cli import hosting, jobs, queue, submit
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
+from worker.cli.terminal import one_line, say
 from worker.jobs.validation import describe_validation_error
 from worker.queue.connection import QueueUnavailable
 from worker.queue.ledger import JobStateError, UnknownJobError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, SettingsFileError, load_settings
 
+PRIVATE_UMASK = 0o077
 GROUPS: tuple[Registrar, ...] = (hosting.register, submit.register, jobs.register, queue.register)
 
 
@@ -44,13 +47,19 @@ def main(
 ) -> int:
     """Run one command; its exit status. Without a command: `default_command`, else the help."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # What PromptSpool writes is the user's alone (0600 files, 0700 folders): settings,
+    # logs, exports, and what the processes it starts write (the server's append-only file).
+    os.umask(PRIVATE_UMASK)
     parser = build_parser(extra)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"promptspool: bad setting: {describe_validation_error(exc)}", file=sys.stderr)
+        say(f"promptspool: bad setting: {one_line(describe_validation_error(exc))}")
+        return EXIT_FAILED
+    except SettingsFileError as exc:
+        say(f"promptspool: bad settings file {one_line(exc)}")
         return EXIT_FAILED
     if args.self_test:
         from worker.hosting.selftest import run_self_test
@@ -67,18 +76,27 @@ def main(
     try:
         return int(args.handler(args, settings))
     except CliError as exc:
-        print(f"promptspool: {exc}", file=sys.stderr)
+        say(f"promptspool: {one_line(exc)}")
         return exc.code
     except QueueUnavailable as exc:
-        print(f"promptspool: {exc}", file=sys.stderr)
+        say(f"promptspool: {one_line(exc)}")
         return EXIT_NO_QUEUE
     except (UnknownJobError, JobStateError) as exc:
-        print(f"promptspool: {exc}", file=sys.stderr)
+        say(f"promptspool: {one_line(exc)}")
         return EXIT_FAILED
+    except BrokenPipeError:
+        return _closed_pipe()
     except Exception as exc:
         return _queue_failure(exc, settings)
     except KeyboardInterrupt:
         return 130
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (`promptspool show ID | head`): stop quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+    return EXIT_OK
 
 
 def _queue_failure(exc: Exception, settings: Settings) -> int:

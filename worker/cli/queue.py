@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.cli.common import EXIT_OK, add_command, open_client
+from worker.cli.terminal import one_line
 from worker.engine.stats import BatchStats
 from worker.settings import Settings
 
@@ -61,8 +62,9 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
              f"{means['host_ms_per_step']:.2f}ms")
             if means["steps"] else ("-", "-", "-")
         )  # fmt: skip
-        model = Path(w["model"]).name if w.get("model") else "-"
+        model = one_line(Path(w["model"]).name) if w.get("model") else "-"
         gpu = "yes" if (w.get("gpu") or {}).get("active") else "no"
-        print(row.format(w.get("id", "?"), w.get("host", "?"), w.get("slots", "?"),
-                         len(w.get("jobs") or []), gpu, tokens, decode, host, model))  # fmt: skip
+        name, machine = one_line(w.get("id", "?")), one_line(w.get("host", "?"))
+        print(row.format(name, machine, w.get("slots", "?"), len(w.get("jobs") or []), gpu,
+                         tokens, decode, host, model))  # fmt: skip
     return EXIT_OK

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from worker.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_command, open_client
+from worker.cli.terminal import one_line, say
+from worker.jobs.intake import plan
 from worker.jobs.job import JobState
-from worker.jobs.promptfiles import load_prompt_paths
 from worker.jobs.spec import JobSpec, Priority
 from worker.jobs.validation import describe_validation_error
 from worker.settings import Settings
@@ -60,9 +60,9 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             specs.append(JobSpec(**{**defaults, "prompt": text}))
         except ValidationError as exc:
             raise CliError(f"--prompt: {describe_validation_error(exc)}") from exc
-    loaded = load_prompt_paths(args.paths, defaults)
+    loaded = plan(args.paths, defaults, deep=True)
     for refusal in loaded.refused:
-        print(f"promptspool: refused {refusal}", file=sys.stderr)
+        say(f"promptspool: refused {one_line(refusal.path)}: {one_line(refusal.reason)}")
     specs.extend(loaded.specs)
     if not specs:
         return EXIT_FAILED
@@ -80,8 +80,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             for job in finished:
                 if job.state is not JobState.succeeded:
                     code = EXIT_FAILED
-                    print(f"promptspool: job {job.id} {job.state.value}: {job.error}",
-                          file=sys.stderr)  # fmt: skip
+                    say(f"promptspool: job {job.id} {job.state.value}: {one_line(job.error)}")
             jobs = finished
         else:
             jobs = [client.get(job_id, with_output=False) for job_id in ids]

@@ -79,6 +79,7 @@ class BatchEngine:
         self._sampler_pool = SamplerPool(sampling_threads) if sampling_threads > 1 else None
         self.gpu = GpuStatus(gpu_offload_supported(), 0, 0, "no model loaded yet")
         self.on_step: Callable[[StepInfo], None] | None = None
+        self.on_load: Callable[[float], None] | None = None  # load progress (diagnostics, tests)
         self.stats = BatchStats()  # written by the loop thread only
         self._cond = threading.Condition()
         self._waiting: list[Ticket] = []
@@ -227,9 +228,17 @@ class BatchEngine:
         self._close_context()
         layout = scan_model(ticket.path)  # a truncated or corrupt file fails here, with why
         log.info("loading model %s (%s slots, %s)", ticket.path, self.slots, ticket.options)
+
+        def keep_loading(progress: float) -> bool:
+            if self.on_load is not None:
+                self.on_load(progress)
+            return ticket.reason() is None  # a cancel or the time limit stops a long load
+
         try:
-            ctx = BatchContext(ticket.path, ticket.options, self.slots)
+            ctx = BatchContext(ticket.path, ticket.options, self.slots, keep_loading)
         except (ValueError, RuntimeError, OSError) as exc:
+            if (reason := ticket.reason()) is not None:
+                raise Cancelled(reason) from exc
             raise EngineError(load_error_message(ticket.path, layout, ticket.options, exc)) from exc
         self._ctx = ctx
         self.gpu = ctx.gpu

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,28 @@ class BatchContext:
     removing its cells (`forget`) leaves every other job's cache untouched.
     """
 
-    def __init__(self, path: Path, options: LoadOptions, slots: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        options: LoadOptions,
+        slots: int,
+        keep_loading: Callable[[float], bool] | None = None,
+    ) -> None:
+        """Load the model and make the context. `keep_loading(progress)` is asked as the
+        weights load (0 to 1); False stops the load, which then raises ValueError."""
         _init_backend()
         self.path = path
         self.options = options
         self.slots = slots
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 0x7FFFFFFF if options.n_gpu_layers == -1 else options.n_gpu_layers
+        progress = None
+        if keep_loading is not None:
+            # Kept referenced while llama.cpp may call it (the load below).
+            progress = llama_cpp.llama_progress_callback(lambda p, _data: keep_loading(p))
+            mparams.progress_callback = progress
         self.model = _internals.LlamaModel(path_model=str(path), params=mparams, verbose=False)
+        del progress
         try:
             cparams = llama_cpp.llama_context_default_params()
             cparams.n_ctx = options.n_ctx * slots

@@ -275,13 +275,15 @@ class BundledServer:
         template = string.Template(_template_path().read_text(encoding="utf-8"))
         config = template.substitute({k: _conf_quote(str(v)) for k, v in values.items()})
         _write_private(self.config_file, config)
-        with open(self.log_file, "ab") as log_out:
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(log_fd, "ab") as log_out:
             self._process = subprocess.Popen(
                 [str(binary), str(self.config_file)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=0o077,  # its append-only files hold every prompt and output
                 preexec_fn=parent_death_signal(signal.SIGTERM) if self.die_with_parent else None,  # noqa: PLW1509
             )
         return self._process

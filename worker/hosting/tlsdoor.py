@@ -84,12 +84,31 @@ def _is_ip(name: str) -> bool:
 
 
 class TlsForwarder:
-    """Accepts TLS connections on (host, port) and pipes each to the unix socket."""
+    """Accepts TLS connections on (host, port) and pipes each to the unix socket.
 
-    def __init__(self, host: str, port: int, target: Path, cert: Path, key: Path) -> None:
+    A connection must authenticate before it reaches the server for good: its first command
+    must be AUTH (or HELLO with AUTH) within `auth_timeout_s` of connecting (the TLS
+    handshake included), and the server must accept it; otherwise it is closed. At most
+    `max_connections` are open at once. A stranger who finds the port can then hold none of
+    the server's client slots for long.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        target: Path,
+        cert: Path,
+        key: Path,
+        *,
+        auth_timeout_s: float = 10.0,
+        max_connections: int = 128,
+    ) -> None:
         self.host = host
         self.port = port
         self.target = target
+        self.auth_timeout_s = auth_timeout_s
+        self.max_connections = max_connections
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
@@ -105,7 +124,13 @@ class TlsForwarder:
         """Listen (port 0: any free port) and serve on a thread; returns the bound address."""
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._accept, self.host, self.port, ssl=self.context)
+                asyncio.start_server(
+                    self._accept,
+                    self.host,
+                    self.port,
+                    ssl=self.context,
+                    ssl_handshake_timeout=self.auth_timeout_s,
+                )
             )
         except OSError as exc:
             self._loop.close()
@@ -139,17 +164,49 @@ class TlsForwarder:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._connections) >= self.max_connections:
+            log.warning("remote connection refused: %d are open already", len(self._connections))
+            writer.close()
+            return
         self._connections.add(task)
         try:
+            try:
+                first = await asyncio.wait_for(reader.read(_CHUNK), self.auth_timeout_s)
+            except (TimeoutError, OSError, ssl.SSLError):
+                first = b""
+            if not _is_auth(first):
+                log.warning("remote connection closed: it did not authenticate first")
+                return
             try:
                 up_reader, up_writer = await asyncio.open_unix_connection(str(self.target))
             except OSError as exc:
                 log.warning("remote worker connection dropped: the server is not up (%s)", exc)
                 return
+            up_writer.write(first)
+            reply = await up_reader.read(_CHUNK)
+            writer.write(reply)
+            if not reply or reply.startswith(b"-"):  # the server refused the password
+                log.warning("remote connection closed: its password was refused")
+                up_writer.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await writer.drain()
+                return
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             writer.close()
             self._connections.discard(task)
+
+
+def _is_auth(data: bytes) -> bool:
+    """Whether the bytes begin with AUTH, or HELLO with AUTH (RESP or inline)."""
+    if data.startswith(b"*"):
+        parts = data.split(b"\r\n")
+        words = [w.upper() for w in parts[2::2][:6]]  # the bulk strings after each $length
+    else:
+        words = [w.upper() for w in data.split(b"\r\n", 1)[0].split()[:6]]
+    if not words:
+        return False
+    return words[0] == b"AUTH" or (words[0] == b"HELLO" and b"AUTH" in words[1:])
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

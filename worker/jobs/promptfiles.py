@@ -12,12 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.files import NotRegularFile, kind_of, open_regular
 from worker.jobs.spec import JobSpec
 from worker.jobs.validation import describe_validation_error
 
 __all__ = [
     "MAX_FILES",
     "MAX_FILE_BYTES",
+    "MAX_FOLDERS",
     "SUPPORTED_SUFFIXES",
     "LoadResult",
     "PromptSource",
@@ -28,6 +30,7 @@ __all__ = [
 SUPPORTED_SUFFIXES = (".txt", ".md", ".prompt", ".json", ".jsonl")
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger prompt files are refused
 MAX_FILES = 10_000  # a drop/folder with more supported files is refused as a whole
+MAX_FOLDERS = 10_000  # a folder holding more folders (followed links included) is too
 
 _TEXT_SUFFIXES = (".txt", ".md", ".prompt")
 _TITLE_MAX = 200
@@ -85,7 +88,8 @@ def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) 
 
     `defaults` holds JobSpec fields applied under every spec (a JSON spec's own fields win).
     Folders are walked recursively in path order, skipping hidden entries and unsupported
-    files; a folder with more than MAX_FILES supported files is refused as a whole. A file
+    files; a folder with more than MAX_FILES supported files, or more than MAX_FOLDERS folders
+    inside (a symlink to / is followed, but not for long), is refused as a whole. A file
     reached twice (e.g. dropped along with its folder) is loaded once. Text is UTF-8 (a BOM
     is stripped); a file starting with a UTF-16 BOM is decoded as UTF-16, since that is
     what the user's editor meant. The model file is not checked here.
@@ -134,6 +138,12 @@ def _collect(root: Path) -> tuple[list[Path], list[Refusal]]:
     visited = {os.path.realpath(root)}
     stack = [root]
     while stack:
+        if len(visited) > MAX_FOLDERS:  # a link to / (or to a whole disk): do not walk it all
+            reason = (
+                f"holds more than {MAX_FOLDERS} folders (a link to / or to a whole disk?); "
+                "stopped looking, nothing queued"
+            )
+            return [], [Refusal(root, reason)]
         folder = stack.pop()
         try:
             with os.scandir(folder) as entries:
@@ -204,11 +214,13 @@ def _read_text(path: Path) -> str:
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
-            raise _Refused("not a regular file")
+            raise _Refused(f"not a regular file ({kind_of(info.st_mode)})")
         if info.st_size > MAX_FILE_BYTES:
             raise _Refused(_too_large(info.st_size))
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:  # never blocks, even if it became a FIFO since
             data = handle.read(MAX_FILE_BYTES + 1)
+    except NotRegularFile as exc:
+        raise _Refused("not a regular file") from exc
     except OSError as exc:
         raise _Refused(_os_reason(exc)) from exc
     if len(data) > MAX_FILE_BYTES:
@@ -233,14 +245,28 @@ def _read_text(path: Path) -> str:
 
 def _parse_json(text: str, single_line: bool = False) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object_without_repeats)
     except json.JSONDecodeError as exc:
         where = f"column {exc.colno}" if single_line else f"line {exc.lineno}, column {exc.colno}"
         raise _Refused(f"invalid JSON at {where}: {exc.msg}") from exc
     except RecursionError as exc:
         raise _Refused("invalid JSON: nested too deeply") from exc
-    except ValueError as exc:  # e.g. an integer with too many digits
+    except _Refused:
+        raise
+    except ValueError as exc:  # an integer with more digits than Python converts
+        if "integer string conversion" in str(exc):
+            raise _Refused("invalid JSON: a number with more than 4300 digits") from exc
         raise _Refused(f"invalid JSON: {exc}") from exc
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key appears twice (JSON would silently keep the last)."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _Refused(f"the key {key!r} appears twice in one object")
+        value[key] = item
+    return value
 
 
 def _build_json(value: Any, defaults: Mapping[str, Any], title: str) -> JobSpec:
@@ -258,6 +284,8 @@ def _build(defaults: Mapping[str, Any], fields: Mapping[str, Any], title: str) -
 
 
 def _title(name: str, number: int | None = None) -> str:
+    # A file name that is not UTF-8 arrives with surrogate escapes; show its bytes as text.
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     tail = f"#{number}" if number is not None else ""
     if len(name) + len(tail) > _TITLE_MAX:
         name = name[: _TITLE_MAX - len(tail) - 1] + "…"

@@ -12,13 +12,13 @@ MAX_PROMPT_CHARS = 4_000_000
 # The sampling fields: their bounds (here) and defaults (below) are the one definition that
 # job specs, the settings' defaults for new jobs and the window's spin boxes all use.
 MaxTokens = Annotated[int, Field(ge=1, le=1_000_000)]
-Temperature = Annotated[float, Field(ge=0.0, le=5.0)]
-TopP = Annotated[float, Field(ge=0.0, le=1.0)]
+Temperature = Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)]
+TopP = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 TopK = Annotated[int, Field(ge=0, le=100_000)]
-MinP = Annotated[float, Field(ge=0.0, le=1.0)]
-RepeatPenalty = Annotated[float, Field(ge=0.0, le=10.0)]
+MinP = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+RepeatPenalty = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
-Timeout = Annotated[float, Field(gt=0, le=7 * 86_400)]
+Timeout = Annotated[float, Field(gt=0, le=7 * 86_400, allow_inf_nan=False)]
 
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TEMPERATURE = 0.8
@@ -70,6 +70,14 @@ class JobSpec(BaseModel):
     raw: bool = Field(
         default=False, description="Plain completion even if the model has a chat template."
     )
+
+    @field_validator(*SAMPLING_FIELDS, "seed", "timeout", mode="before")
+    @classmethod
+    def _numbers_not_booleans(cls, value: object) -> object:
+        """JSON's true and false are not numbers here (Python would take them as 1 and 0)."""
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value
 
     @field_validator("stop")
     @classmethod

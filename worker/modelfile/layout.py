@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+from worker.files import open_regular
+
 # Value types of GGUF metadata (gguf.GGUFValueType) and their sizes; 8 = string, 9 = array.
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
@@ -46,7 +48,7 @@ def scan_gguf(path: Path) -> GgufLayout:
 
 @lru_cache(maxsize=64)
 def _scan(path: Path, size: int, _mtime_ns: int, _inode: int) -> GgufLayout:
-    with path.open("rb") as raw:
+    with open_regular(path) as raw:
         reader = _Reader(raw, size)
         if reader.read(4) != b"GGUF":
             raise GgufError("not a GGUF file (bad magic bytes)")

@@ -39,7 +39,8 @@ class QueueAddress:
 
     @classmethod
     def for_socket(cls, socket_path: str, password: str) -> QueueAddress:
-        return cls.from_url(f"unix://:{quote(password, safe='')}@{socket_path}")
+        # The path is quoted too: a home with '#', '?' or '%' in it is a valid place.
+        return cls.from_url(f"unix://:{quote(password, safe='')}@{quote(socket_path)}")
 
     @classmethod
     def resolve(cls, settings: Settings, url: str | None = None) -> QueueAddress:
@@ -93,12 +94,14 @@ def is_queue_outage(exc: BaseException) -> bool:
     if isinstance(exc, redis.ResponseError):
         text = str(exc).lstrip("-")
         return text.startswith(_OUTAGE_REPLIES) or "MISCONF" in text
-    return isinstance(exc, OSError)
+    # A socket that broke or timed out outside redis-py's wrappers; never a local file's error
+    # (a directory, a full device, a missing folder), which is the user's to fix, not an outage.
+    return isinstance(exc, ConnectionError | TimeoutError) and not isinstance(exc, BrokenPipeError)
 
 
 def disk_full_hint(exc: BaseException) -> str | None:
     """A sentence for the user when the server refuses writes because it cannot save them."""
     text = str(exc)
-    if "MISCONF" in text or "No space left" in text or "OOM" in text:
+    if "MISCONF" in text or "OOM" in text:
         return "the queue server cannot save to disk (is the disk full?): " + text.lstrip("-")
     return None

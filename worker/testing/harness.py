@@ -221,14 +221,20 @@ def broker_is_empty(client: redis.Redis) -> bool:
 
 def deny_open(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make opening `path` fail with EACCES, as a mode-000 file does (even for root)."""
-    real_open = Path.open
+    real_open, real_os_open = Path.open, os.open
 
     def deny(self: Path, *args: Any, **kwargs: Any) -> Any:
         if self == path:
             raise PermissionError(13, "Permission denied", str(self))
         return real_open(self, *args, **kwargs)
 
+    def deny_os(name: Any, *args: Any, **kwargs: Any) -> int:
+        if Path(name) == path:
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_os_open(name, *args, **kwargs)
+
     monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(os, "open", deny_os)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
