@@ -393,6 +393,38 @@ def test_poison_job_is_capped_at_3_attempts_and_the_queue_moves_on(
     client.close()
 
 
+def test_a_second_serve_on_the_same_home_says_so_and_exits(serve: ServeProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
+    env["PROMPTSPOOL_HOME"] = str(serve.home)
+    second = subprocess.run(
+        [sys.executable, "-m", "worker", "serve"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"`promptspool serve` (pid {serve.process.pid}) already runs the queue of" in (
+        second.stderr
+    )
+    with serve.client() as client:  # the first one is untouched
+        assert len(client.workers()) == 1
+
+
+def test_serve_attached_to_an_apps_server_runs_it_when_the_app_stops_it(
+    queue: Queue, tiny_model: Path
+) -> None:
+    """The app started the server and `serve` attached to it; the app quits (stopping its
+    server): `serve` starts the server again and its worker goes on with the queue."""
+    serve = ServeProcess.start(queue.home, FAST_TTL)
+    try:
+        start = len(serve.lines)
+        queue.server.stop()  # what the app's Quit does to the server it started
+        serve.wait_line("this serve runs it now", start=start)
+        with serve.client() as client:
+            [job_id] = client.submit([spec(tiny_model, max_tokens=4)])
+            assert client.wait(job_id, timeout=60).state is JobState.succeeded
+    finally:
+        serve.stop()
+
+
 # --- the disk ---------------------------------------------------------------------------
 
 

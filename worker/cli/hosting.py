@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.hosting.serve import Serve, parse_host_port
+    from worker.hosting.serve import Serve, ServeRunning, parse_host_port
     from worker.hosting.tlsdoor import TlsError
 
     logging.getLogger().setLevel(logging.INFO)
@@ -36,7 +36,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"promptspool: queue ready; worker {worker_id} is waiting for jobs", flush=True)
 
     if not args.remote:
-        return Serve(settings).run(ready)
+        try:
+            return Serve(settings).run(ready)
+        except ServeRunning as exc:
+            raise CliError(str(exc)) from exc
     try:
         parse_host_port(args.remote)
     except ValueError as exc:
@@ -48,7 +51,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     serve = Serve(settings, remote=args.remote, tls_cert=args.tls_cert, tls_key=args.tls_key)
     try:
         return serve.run(ready)
-    except TlsError as exc:
+    except (TlsError, ServeRunning) as exc:
         raise CliError(str(exc)) from exc
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
 import socket
 import sys
@@ -10,6 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import redis
 
@@ -62,6 +65,7 @@ class Serve:
         self._exits: list[ChildOutcome] = []
         self._server_exits: list[int] = []
         self._watched: tuple[int | None, str | None] = (None, None)  # worker pid, its id
+        self._lock: IO[str] | None = None  # the home's serve lock, held while serving
 
     def _on_worker_exit(self, outcome: ChildOutcome) -> None:
         self._exits.append(outcome)
@@ -109,12 +113,15 @@ class Serve:
         self._wake.set()
 
     def run(self, ready: Callable[[str], None] | None = None) -> int:
+        """Serve until SIGINT/SIGTERM; ServeRunning if another `serve` runs this home's queue."""
+        paths = self.settings.paths.ensure()
+        self._lock = _hold_serve_lock(paths.runtime / "serve.lock")
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         if self.url:
             address = QueueAddress.from_url(self.url)
         else:
-            self.server = BundledServer(self.settings.paths.ensure(), die_with_parent=True)
+            self.server = BundledServer(paths, die_with_parent=True)
             info = self.server.start()
             address = QueueAddress.from_url(info.celery_url())
             self._watch_server()
@@ -146,6 +153,7 @@ class Serve:
                         break
                     worker.start()
                 elif worker.running:
+                    self._take_over_server(jobs)
                     self._replace_if_hung(worker, watch, jobs)
         finally:
             worker.stop()
@@ -155,6 +163,27 @@ class Serve:
             if self.server is not None:
                 self.server.stop()
         return 0
+
+    def _take_over_server(self, jobs: JobClient) -> None:
+        """Run the server ourselves when the process that started it (the app) has stopped it:
+        one home has one queue, and its `serve` keeps it up."""
+        if self.server is None or self.server.owned:
+            return  # an external server, or ours (watched by its own thread)
+        try:
+            jobs.redis.ping()
+            return
+        except redis.RedisError:
+            pass
+        try:
+            info = self.server.start()
+        except ServerError as exc:
+            log.warning("the queue server is gone and did not start again: %s", exc)
+            return
+        if self.server.process is not None:  # started by us just now, not attached again
+            self._watch_server()
+            print(f"promptspool: the queue server that another process started has stopped; "
+                  f"this serve runs it now (pid {info.pid})",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     def _replace_if_hung(
         self, worker: WorkerChild, watch: HungWorkerWatch, jobs: JobClient
@@ -223,6 +252,29 @@ class Serve:
         )
         if worker_id is not None and ready is not None:
             ready(worker_id)
+
+
+class ServeRunning(RuntimeError):
+    """Another `promptspool serve` already runs this home's queue."""
+
+
+def _hold_serve_lock(path: Path) -> IO[str]:
+    """This process's claim to be the home's one `serve`, held until it exits (even killed)."""
+    handle = open(path, "a+", encoding="ascii")  # noqa: SIM115 (held for the process's life)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise ServeRunning(
+            f"`promptspool serve` (pid {owner}) already runs the queue of {path.parent.parent}; "
+            "use that one, or stop it first"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _describe_exit(code: int) -> str:
