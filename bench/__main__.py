@@ -21,6 +21,7 @@ def main() -> None:
         # the publisher a core of their own, as a larger machine always has.
         "streaming_1t": lambda: streaming.run(model, n_threads=1),
         "submit": lambda: latency.submit_latency(model),
+        "bulk_submit": lambda: latency.bulk_submit(model),
         "token_latency": lambda: latency.token_to_reader(model),
         "throughput": lambda: latency.tiny_job_throughput(model),
         "cold_start": latency.serve_cold_start,

@@ -30,6 +30,32 @@ def submit_latency(model: Path, count: int = 500) -> dict[str, Any]:
     return emit("submit_latency_ms", {**summary(samples), "target_p99_ms": 10})
 
 
+def bulk_submit(model: Path, jobs: int = 100_000) -> dict[str, Any]:
+    """`promptspool submit` of one JSONL file of `jobs` prompts: seconds, and the server's
+    memory per queued job (nothing runs them meanwhile)."""
+    with temp_queue(workers=0) as q, tempfile.TemporaryDirectory(prefix="psb-") as folder:
+        path = Path(folder) / "prompts.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for n in range(jobs):
+                out.write(
+                    f'{{"prompt": "Summarise document {n} in one line.", "max_tokens": 64}}\n'
+                )
+        before = int(q.redis.info("memory")["used_memory"])
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "worker", "submit", str(path), "--model", str(model)],
+            env=q.env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        queued = len(done.stdout.split())
+        grown = int(q.redis.info("memory")["used_memory"]) - before
+    return emit(
+        "bulk_submit",
+        {"jobs": queued, "seconds": round(seconds, 2), "jobs_per_s": round(queued / seconds),
+         "server_bytes_per_queued_job": round(grown / queued), "target_seconds": 30},
+    )  # fmt: skip
+
+
 def token_to_reader(model: Path, max_tokens: int = 1500) -> dict[str, Any]:
     """From the moment the worker produced a token to the moment a reader has it."""
     latencies: list[float] = []

@@ -181,3 +181,26 @@ def test_pause_keeps_jobs_queued_until_resume(running_queue: Queue, tiny_model: 
     assert resumed.stdout.strip() == "queue resumed: 1 queued job sent to the workers"
     assert client.wait(job_id, timeout=60).state is JobState.succeeded
     assert run("resume").stdout.startswith("the queue was not paused")
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_submitting_n_jobs_costs_the_server_o_n_work(
+    queue: Queue, tiny_model: Path, tmp_path: Path, json_output: bool
+) -> None:
+    """A 100,000-line file once took hours: every job's queue position read the whole queue.
+    Now a submit makes a bounded number of server calls per job, and never reads the whole
+    queue per job. (Its speed is measured by `python -m bench bulk_submit`.)"""
+    count = 400
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(f'{{"prompt": "p{n}"}}\n' for n in range(count)), encoding="utf-8")
+    queue.redis.config_resetstat()
+    done = run(
+        "submit", str(path), "--model", str(tiny_model), *(["--json"] if json_output else [])
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout) if json_output else done.stdout.split()
+    assert len(listed) == count
+    stats: Any = queue.redis.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    assert calls.get("zrange", 0) <= 1, calls
+    assert sum(calls.values()) <= 20 * count, calls  # Lua scripts count the calls they make

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +73,17 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         if not args.json:
-            for job_id in ids:
-                print(job_id, flush=True)
+            sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
+            sys.stdout.flush()
         code = EXIT_FAILED if loaded.refused else EXIT_OK
         if args.wait:
-            finished = [client.wait(job_id) for job_id in ids]
-            for job in finished:
+            jobs = [client.wait(job_id) for job_id in ids]
+            for job in jobs:
                 if job.state is not JobState.succeeded:
                     code = EXIT_FAILED
                     say(f"promptspool: job {job.id} {job.state.value}: {one_line(job.error)}")
-            jobs = finished
-        else:
-            jobs = [client.get(job_id, with_output=False) for job_id in ids]
+        elif args.json:
+            jobs = client.get_many(ids)
         if args.json:
             print(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
     return code

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
@@ -35,7 +37,9 @@ def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
         worker_concurrency=1,
         worker_pool="threads",
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No "task-sent" event per message: it doubled the cost of queueing a job, and
+        # monitors (Flower) still see each task from when a worker receives it.
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -89,3 +93,54 @@ def send_job(
         queue=QUEUE_NAME,
         **options,
     )
+
+
+def send_jobs(app: Celery, attempts: Iterable[tuple[str, int, Priority, bool]]) -> int:
+    """Send the messages of many attempts, `(job id, attempt, priority, resumed)` each, in
+    pipelined batches; how many were sent.
+
+    One message at a time costs a round trip and a fresh redis-py client inside kombu each
+    (about 0.34 ms here); 100,000 jobs would wait half a minute for their messages alone.
+    Here kombu builds each message as usual, but its Redis channel hands it to one pipeline
+    (sent every BATCH messages) instead of a client of its own: about 0.13 ms a message.
+    """
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        channel = producer.channel
+        for chunk in _chunks(attempts, SEND_BATCH):
+            with channel.client.pipeline(transaction=False) as pipe, _through(channel, pipe):
+                for job_id, attempt, priority, resumed in chunk:
+                    send_job(app, job_id, attempt, priority, resumed=resumed,
+                             producer=producer, retry=False)  # fmt: skip
+                pipe.execute()
+            sent += len(chunk)
+    return sent
+
+
+SEND_BATCH = 1000
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@contextmanager
+def _through(channel: Any, pipe: Any) -> Iterator[None]:
+    """Make kombu's Redis channel write through `pipe` (its `_put` only LPUSHes with it)."""
+
+    @contextmanager
+    def pipelined(client: Any = None) -> Iterator[Any]:
+        yield pipe
+
+    channel.conn_or_acquire = pipelined
+    try:
+        yield
+    finally:
+        del channel.conn_or_acquire

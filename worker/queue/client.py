@@ -15,7 +15,7 @@ from worker.jobs.job import Job, JobState
 from worker.jobs.spec import JobSpec
 from worker.modelfile.check import check_model_file
 from worker.queue import keys
-from worker.queue.celery_app import create_app, send_job
+from worker.queue.celery_app import create_app, send_job, send_jobs
 from worker.queue.connection import QueueAddress, is_queue_outage
 from worker.queue.events import Event, announce, read_events
 from worker.queue.heartbeats import read_beats
@@ -76,9 +76,9 @@ class JobClient:
             resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
         ids = self.ledger.create(resolved)
         try:
-            with self.app.producer_or_acquire() as producer:
-                for job_id, spec in zip(ids, resolved, strict=True):
-                    send_job(self.app, job_id, 1, spec.priority, producer=producer)
+            send_jobs(
+                self.app, [(i, 1, s.priority, False) for i, s in zip(ids, resolved, strict=True)]
+            )
         except Exception as exc:
             if not is_queue_outage(exc):
                 raise
@@ -171,10 +171,7 @@ class JobClient:
         self._announce_queue("resumed")
         jobs = self.ledger.get_many(self.ledger.queue_positions())
         queued = [job for job in jobs if job.state is JobState.queued]
-        if queued:
-            with self.app.producer_or_acquire() as producer:
-                for job in queued:
-                    send_job(self.app, job.id, job.attempt, job.spec.priority, producer=producer)
+        send_jobs(self.app, ((job.id, job.attempt, job.spec.priority, False) for job in queued))
         return len(queued)
 
     def _announce_queue(self, state: str) -> None:

@@ -233,14 +233,16 @@ class Ledger:
             for job_id in ids:
                 pipe.hgetall(keys.job(job_id))
                 pipe.lrange(keys.attempts(job_id), 0, -1)
+                pipe.zrank(keys.QUEUE, job_id)  # O(log n) each: never the whole queue per job
             raw = pipe.execute()
-        positions = self.queue_positions()
         jobs = []
         for index, job_id in enumerate(ids):
-            fields = {_s(k) or "": v for k, v in raw[2 * index].items()}
+            fields = {_s(k) or "": v for k, v in raw[3 * index].items()}
             if not fields:
                 continue
-            jobs.append(self._decode(job_id, fields, raw[2 * index + 1], positions.get(job_id)))
+            rank = raw[3 * index + 2]
+            position = None if rank is None else int(rank) + 1
+            jobs.append(self._decode(job_id, fields, raw[3 * index + 1], position))
         if with_output and jobs:
             self._fill_outputs(jobs)
         return jobs

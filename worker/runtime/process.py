@@ -13,7 +13,7 @@ from celery import Celery, signals
 from worker.engine.batch_engine import BatchEngine
 from worker.engine.capacity import parallel_jobs
 from worker.jobs.job import Job
-from worker.queue.celery_app import TASK_NAME, create_app, send_job
+from worker.queue.celery_app import TASK_NAME, create_app, send_job, send_jobs
 from worker.queue.connection import QueueAddress, is_queue_outage
 from worker.queue.heartbeats import new_worker_id
 from worker.queue.ledger import Ledger
@@ -87,9 +87,7 @@ class WorkerRuntime:
 
     def resend(self, jobs: Sequence[Job]) -> None:
         """Send the current attempt's message for each job (one producer for all)."""
-        with self.app.producer_or_acquire() as producer:
-            for job in jobs:
-                send_job(self.app, job.id, job.attempt, job.spec.priority, producer=producer)
+        send_jobs(self.app, ((job.id, job.attempt, job.spec.priority, False) for job in jobs))
 
     def info(self) -> dict[str, Any]:
         model = self.engine.model_path
