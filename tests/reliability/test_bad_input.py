@@ -523,7 +523,10 @@ ODD_JSON = [
         "field 'max_tokens': must be a number, not true or false",
     ),
     ('{"prompt": "a", "prompt": "b"}', "the key 'prompt' appears twice in one object"),
-    ('{"prompt": "a", "seed": ' + "9" * 5000 + "}", "a number with more than 4300 digits"),
+    (
+        '{"prompt": "a", "seed": ' + "9" * 5000 + "}",
+        "invalid JSON: a number with more than 4300 digits",
+    ),
 ]
 
 
