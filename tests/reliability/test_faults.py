@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.support import FAST_TTL, spec, succeeded_once
 from worker.hosting.children import worker_command
 from worker.jobs.export import export_text
-from worker.jobs.job import Job, JobState
-from worker.jobs.spec import JobSpec
+from worker.jobs.job import JobState
 from worker.queue import keys
 from worker.queue.client import JobClient
 from worker.queue.events import Event
@@ -39,27 +39,6 @@ from worker.testing.harness import (
     wait_pid_gone,
     wait_until,
 )
-
-FAST_TTL = {"PROMPTSPOOL_HEARTBEAT_TTL": "2"}
-
-
-def spec(model: Path, **fields: object) -> JobSpec:
-    return JobSpec.model_validate({"model": str(model), "prompt": "Once upon a time", **fields})
-
-
-def succeeded_once(job: Job) -> bool:
-    """The job succeeded, and exactly one of its attempts did (its output is that attempt's)."""
-    done = [a for a in job.attempts if a.state is JobState.succeeded]
-    return job.state is JobState.succeeded and len(done) == 1 and done[0].output == job.output
-
-
-@pytest.fixture
-def serve(isolated_home: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess.start(isolated_home, FAST_TTL)
-    yield process
-    if process.process.poll() is None:
-        process.stop()
-
 
 # --- workers ---------------------------------------------------------------------------
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
-import pytest
-
+from tests.reliability.support import spec, succeeded_once
 from worker.hosting.children import HUNG_REASON
-from worker.jobs.job import Job, JobState
-from worker.jobs.spec import JobSpec
+from worker.jobs.job import JobState
 from worker.queue import keys
 from worker.runtime.reaper import LOST_REASON
 from worker.testing.harness import (
@@ -31,30 +28,11 @@ from worker.testing.harness import (
     worker_info,
 )
 
-FAST_TTL = {"PROMPTSPOOL_HEARTBEAT_TTL": "2"}
-
-
-def spec(model: Path, **fields: object) -> JobSpec:
-    return JobSpec.model_validate({"model": str(model), "prompt": "Once upon a time", **fields})
-
-
-def succeeded_once(job: Job) -> bool:
-    done = [a for a in job.attempts if a.state is JobState.succeeded]
-    return job.state is JobState.succeeded and len(done) == 1 and done[0].output == job.output
-
 
 def dropped_by(queue: Queue, worker_id: str, job_id: str) -> bool:
     """The worker is back (beating) and no longer counts the job as one of its own."""
     info = worker_info(queue.redis, worker_id)
     return info is not None and job_id not in info["jobs"]
-
-
-@pytest.fixture
-def serve(isolated_home: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess.start(isolated_home, FAST_TTL)
-    yield process
-    if process.process.poll() is None:
-        process.stop()
 
 
 def test_a_superseded_attempt_writes_nothing_when_its_worker_wakes(

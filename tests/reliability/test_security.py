@@ -12,7 +12,6 @@ import ssl
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.reliability.support import spec
 from worker.hosting.tlsdoor import TlsForwarder, self_signed_certificate
 from worker.jobs.job import JobState
 from worker.jobs.spec import JobSpec
@@ -27,18 +27,6 @@ from worker.queue.celery_app import TASK_NAME, broker_queue_keys
 from worker.testing.harness import Queue, ServeProcess, last_event_id, wait_for_event
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-
-
-def spec(model: Path, **fields: object) -> JobSpec:
-    return JobSpec.model_validate({"model": str(model), "prompt": "Once upon a time", **fields})
-
-
-@pytest.fixture
-def serve(isolated_home: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess.start(isolated_home, {"PROMPTSPOOL_HEARTBEAT_TTL": "2"})
-    yield process
-    if process.process.poll() is None:
-        process.stop()
 
 
 def _socket_inodes(pid: int) -> set[str]:
