@@ -46,7 +46,6 @@ class Supervisor(QObject):
         super().__init__(parent)
         self.settings = settings
         self.pool = pool
-        self._watched: tuple[int | None, str | None] = (None, None)  # worker pid, its id
         self._hung = HungWorkerWatch(settings.heartbeat_ttl, watch_interval_s)
         self.address: QueueAddress | None = None
         self.server: BundledServer | None = None
@@ -158,18 +157,14 @@ class Supervisor(QObject):
         pid, process = self.worker_pid, self.process
         if self._stopping or pid is None or process is None or not self.worker_running:
             return
-        if self._watched[0] != pid or self._watched[1] is None:
-            self._watched = (pid, self._hung.worker_id_of(pid, workers))
-        worker_id = self._watched[1]
-        if worker_id is None:
-            return  # not beating yet
-        counters = await self.pool.call(lambda client: client.heartbeats([worker_id]))
-        if process is not self.process or not self._hung.hung(worker_id, counters[worker_id]):
-            return
-        self.message.emit(
-            f"the worker (pid {pid}) stopped answering: no heartbeat for "
-            f"{self._hung.after_s:g} s; replacing it"
+        worker_id = await self.pool.call(
+            lambda client: self._hung.check(
+                pid, lambda: workers, lambda w: client.heartbeats([w])[w]
+            )
         )
+        if worker_id is None or process is not self.process:
+            return
+        self.message.emit(self._hung.verdict(pid))
         process.kill()  # a stopped process cannot take SIGTERM
         await self.pool.call(lambda client: client.take_back_jobs(worker_id, HUNG_REASON))
 

@@ -130,7 +130,7 @@ class HungWorkerWatch:
     judges nobody; see worker.queue.heartbeats). A worker that has not beaten yet is still
     starting and is not judged. Twice: a reaper on another worker gets the first say.
 
-    The supervisor knows its worker by pid; `worker_id_of` finds the id it beats under.
+    The supervisor knows its worker by pid; `check` finds the id it beats under.
     """
 
     def __init__(self, heartbeat_ttl: float, interval_s: float | None = None) -> None:
@@ -138,21 +138,44 @@ class HungWorkerWatch:
         self.after_s = 2 * heartbeat_ttl
         self.interval_s = interval_s or max(0.5, min(2.0, heartbeat_ttl / 4))
         self._watch = HeartbeatWatch(self.after_s, max_gap=2 * self.interval_s)
+        self._known: tuple[int | None, str | None] = (None, None)  # worker pid, its id
 
-    def hung(self, worker_id: str, counter: int | None) -> bool:
-        """Call once a round with the worker's counter; True once it counts as hung."""
-        if counter is None:
-            return False
-        return worker_id in self._watch.observe({worker_id: counter})
+    def check(
+        self,
+        pid: int,
+        workers: Callable[[], Sequence[Mapping[str, Any]]],
+        counter: Callable[[str], int | None],
+    ) -> str | None:
+        """Call once a round: the id of the worker with `pid` once it counts as hung, else None.
 
-    @staticmethod
-    def worker_id_of(pid: int, workers: Sequence[Mapping[str, Any]]) -> str | None:
-        """The id of the worker with this pid on this machine, from the live workers' info."""
-        host = socket.gethostname()
-        for info in workers:
-            if info.get("pid") == pid and info.get("host") == host:
-                return str(info["id"])
-        return None
+        `workers()` gives the live workers' info (read only until this pid's id is found);
+        `counter(worker_id)` its heartbeat counter.
+        """
+        if self._known[0] != pid or self._known[1] is None:
+            self._known = (pid, _worker_id_of(pid, workers()))
+        worker_id = self._known[1]
+        if worker_id is None:
+            return None
+        beats = counter(worker_id)
+        if beats is None or worker_id not in self._watch.observe({worker_id: beats}):
+            return None
+        return worker_id
+
+    def verdict(self, pid: int) -> str:
+        """What the supervisor says when it replaces the worker."""
+        return (
+            f"the worker (pid {pid}) stopped answering: no heartbeat for {self.after_s:g} s; "
+            "replacing it"
+        )
+
+
+def _worker_id_of(pid: int, workers: Sequence[Mapping[str, Any]]) -> str | None:
+    """The id of the worker with this pid on this machine, from the live workers' info."""
+    host = socket.gethostname()
+    for info in workers:
+        if info.get("pid") == pid and info.get("host") == host:
+            return str(info["id"])
+    return None
 
 
 def wait_worker_ready(

@@ -64,7 +64,6 @@ class Serve:
         self._stopping = False
         self._exits: list[ChildOutcome] = []
         self._server_exits: list[int] = []
-        self._watched: tuple[int | None, str | None] = (None, None)  # worker pid, its id
         self._lock: IO[str] | None = None  # the home's serve lock, held while serving
 
     def _on_worker_exit(self, outcome: ChildOutcome) -> None:
@@ -194,19 +193,12 @@ class Serve:
         if process is None:
             return
         try:
-            if self._watched[0] != process.pid:
-                self._watched = (process.pid, watch.worker_id_of(process.pid, jobs.workers()))
-            worker_id = self._watched[1]
-            if worker_id is None:
-                self._watched = (None, None)  # not beating yet: look again next round
-                return
-            counter = jobs.heartbeats([worker_id])[worker_id]
+            worker_id = watch.check(process.pid, jobs.workers, lambda w: jobs.heartbeats([w])[w])
         except redis.RedisError:
             return
-        if not watch.hung(worker_id, counter):
+        if worker_id is None:
             return
-        print(f"promptspool: the worker (pid {process.pid}) stopped answering: no heartbeat "
-              f"for {watch.after_s:g} s; replacing it", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"promptspool: {watch.verdict(process.pid)}", file=sys.stderr, flush=True)
         worker.kill()
         try:
             jobs.take_back_jobs(worker_id, HUNG_REASON)
