@@ -33,6 +33,8 @@ from worker.jobs.spec import (
 )
 from worker.paths import AppPaths
 
+DEFAULT_HTTP_PORT = 8765
+
 
 def _config_file() -> Path:
     return AppPaths.resolve().config_file
@@ -141,6 +143,41 @@ class Settings(BaseSettings):
         gt=0,
         allow_inf_nan=False,
         description="Forget finished jobs after this many days (None: keep).",
+    )
+    model_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose GGUF files are offered as models (by file name) to the "
+        "HTTP API and the window.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the HTTP API listens on (anything but loopback needs TLS or "
+        "http_insecure).",
+    )
+    http_port: int = Field(
+        default=DEFAULT_HTTP_PORT, ge=0, le=65_535, description="HTTP API port (0: no HTTP API)."
+    )
+    http_tls_cert: Path | None = Field(default=None, description="TLS certificate for the API.")
+    http_tls_key: Path | None = Field(default=None, description="Its private key.")
+    http_insecure: bool = Field(
+        default=False,
+        description="Serve plain HTTP on an address other than loopback (anyone on the network "
+        "who learns the token can use the queue).",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to besides its own address (DNS rebinding guard).",
+    )
+    http_cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS)."
+    )
+    http_max_upload_mb: float = Field(
+        default=200.0,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Largest request body or uploaded file the API takes, in MB.",
     )
     notifications: bool = Field(default=True, description="Notify when jobs finish.")
     keep_in_tray: bool = Field(default=True, description="Closing the window keeps the queue.")

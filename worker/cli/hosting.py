@@ -12,7 +12,9 @@ from worker.settings import Settings
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "serve", cmd_serve, "bundled server + one worker, in the foreground")
+    p = add_command(
+        sub, "serve", cmd_serve, "bundled server + one worker + the HTTP API, in the foreground"
+    )
     p.add_argument("--remote", metavar="HOST:PORT",
                    help="let workers on other machines join over TLS on this address")  # fmt: skip
     p.add_argument("--tls-cert", type=Path, help="certificate for --remote (default: self-signed)")
@@ -27,6 +29,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.api.guard import BindRefused
     from worker.hosting.serve import Serve, ServeRunning, parse_host_port
     from worker.hosting.tlsdoor import TlsError
 
@@ -38,7 +41,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not args.remote:
         try:
             return Serve(settings).run(ready)
-        except ServeRunning as exc:
+        except (ServeRunning, BindRefused) as exc:
             raise CliError(str(exc)) from exc
     try:
         parse_host_port(args.remote)
@@ -51,7 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     serve = Serve(settings, remote=args.remote, tls_cert=args.tls_cert, tls_key=args.tls_key)
     try:
         return serve.run(ready)
-    except (TlsError, ServeRunning) as exc:
+    except (TlsError, ServeRunning, BindRefused) as exc:
         raise CliError(str(exc)) from exc
 
 

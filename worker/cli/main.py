@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from worker import __version__
-from worker.cli import hosting, jobs, queue, submit
+from worker.cli import api, hosting, jobs, queue, submit
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
 from worker.cli.terminal import one_line, say
 from worker.jobs.validation import describe_validation_error
@@ -20,7 +20,13 @@ from worker.queue.ledger import JobStateError, UnknownJobError
 from worker.settings import Settings, SettingsFileError, load_settings
 
 PRIVATE_UMASK = 0o077
-GROUPS: tuple[Registrar, ...] = (hosting.register, submit.register, jobs.register, queue.register)
+GROUPS: tuple[Registrar, ...] = (
+    hosting.register,
+    api.register,
+    submit.register,
+    jobs.register,
+    queue.register,
+)
 
 
 def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:

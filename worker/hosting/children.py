@@ -33,14 +33,14 @@ STOP_TIMEOUT_S = 30.0  # a warm shutdown hands the running job back; then it is 
 HUNG_REASON = "the worker running this job stopped answering (hung or stopped); it was replaced"
 
 
-def worker_command(*args: str, exit_with_parent: bool = True) -> list[str]:
-    """How a supervisor starts a worker (that ends with it): a subcommand of a frozen app,
-    else `python -m worker`."""
+def worker_command(*args: str, exit_with_parent: bool = True, role: str = "worker") -> list[str]:
+    """How a supervisor starts a worker (or, with `role="api"`, the HTTP API) that ends with
+    it: a subcommand of a frozen app, else `python -m worker`."""
     program = (
         [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "worker"]
     )
     watch = ["--exit-with-parent"] if exit_with_parent else []
-    return [*program, "worker", *watch, *args]
+    return [*program, role, *watch, *args]
 
 
 def worker_env(
@@ -224,7 +224,10 @@ class WorkerChild:
         log: Path | None = None,
         die_with_parent: bool = True,
         on_exit: Callable[[ChildOutcome], None] | None = None,
+        role: str = "worker",
     ) -> None:
+        """`role`: the subcommand the child runs ("worker", or "api" for the HTTP API)."""
+        self.role = role
         self.args = tuple(args)
         self.env = dict(env)
         self.log = log
@@ -239,7 +242,7 @@ class WorkerChild:
 
     def start(self) -> subprocess.Popen[bytes]:
         sink: IO[bytes] | None = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
-        command = worker_command(*self.args, exit_with_parent=self.die_with_parent)
+        command = worker_command(*self.args, exit_with_parent=self.die_with_parent, role=self.role)
         try:
             process = subprocess.Popen(
                 command,
@@ -258,9 +261,11 @@ class WorkerChild:
 
             def watch() -> None:
                 code = process.wait()
-                on_exit(ChildOutcome.from_returncode(code, time.monotonic() - started))
+                lived = time.monotonic() - started
+                what = "HTTP API" if self.role == "api" else self.role
+                on_exit(ChildOutcome.from_returncode(code, lived, what))
 
-            threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+            threading.Thread(target=watch, name=f"{self.role}-watch", daemon=True).start()
         return process
 
     def wait_ready(self, client: redis.Redis, after: str, timeout: float = 120.0) -> str | None:

@@ -1,4 +1,4 @@
-"""`promptspool serve`: the bundled server plus one supervised worker, headless."""
+"""`promptspool serve`: the bundled server, one supervised worker and the HTTP API, headless."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import IO
 
 import redis
 
+from worker.api.guard import check_bind
 from worker.hosting.children import (
     HUNG_REASON,
     ChildOutcome,
@@ -27,6 +28,7 @@ from worker.hosting.children import (
 )
 from worker.hosting.server import BundledServer, ServerError
 from worker.hosting.tlsdoor import RemoteDoor, TlsForwarder, self_signed_certificate
+from worker.paths import AppPaths
 from worker.queue import keys
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
@@ -63,11 +65,16 @@ class Serve:
         self._wake = threading.Event()
         self._stopping = False
         self._exits: list[ChildOutcome] = []
+        self._api_exits: list[ChildOutcome] = []
         self._server_exits: list[int] = []
         self._lock: IO[str] | None = None  # the home's serve lock, held while serving
 
     def _on_worker_exit(self, outcome: ChildOutcome) -> None:
         self._exits.append(outcome)
+        self._wake.set()
+
+    def _on_api_exit(self, outcome: ChildOutcome) -> None:
+        self._api_exits.append(outcome)
         self._wake.set()
 
     def _on_server_exit(self, code: int) -> None:
@@ -112,30 +119,25 @@ class Serve:
         self._wake.set()
 
     def run(self, ready: Callable[[str], None] | None = None) -> int:
-        """Serve until SIGINT/SIGTERM; ServeRunning if another `serve` runs this home's queue."""
+        """Serve until SIGINT/SIGTERM; ServeRunning if another `serve` runs this home's queue,
+        BindRefused if the HTTP API's settings would expose it without TLS."""
+        with_api = self.settings.http_port != 0
+        if with_api:
+            check_bind(self.settings)
         paths = self.settings.paths.ensure()
         self._lock = _hold_serve_lock(paths.runtime / "serve.lock")
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        if self.url:
-            address = QueueAddress.from_url(self.url)
-        else:
-            self.server = BundledServer(paths, die_with_parent=True)
-            info = self.server.start()
-            address = QueueAddress.from_url(info.celery_url())
-            self._watch_server()
-            if self.remote:
-                try:
-                    self._open_remote_door(info.socket_path)
-                except BaseException:
-                    self.server.stop()
-                    raise
+        address = self._start_server(paths)
         jobs = JobClient(address, self.settings)
         worker = WorkerChild(worker_env(address.celery_url), on_exit=self._on_worker_exit)
-        backoff = RestartBackoff()
+        api = WorkerChild(worker_env(address.celery_url), on_exit=self._on_api_exit, role="api")
+        backoff, api_backoff = RestartBackoff(), RestartBackoff()
         watch = HungWorkerWatch(self.settings.heartbeat_ttl)
         try:
             after = last_stream_id(jobs.redis, keys.GLOBAL_EVENTS)
+            if with_api:
+                api.start()
             worker.start()
             self._wait_worker_ready(worker, jobs.redis, after, ready)
             while True:
@@ -144,6 +146,8 @@ class Serve:
                 if self._stopping:
                     break
                 if self._server_exits and not self._restart_server():
+                    break
+                if self._api_exits and not self._restart_api(api, api_backoff):
                     break
                 if self._exits:
                     outcome = self._exits.pop()
@@ -155,6 +159,7 @@ class Serve:
                     self._take_over_server(jobs)
                     self._replace_if_hung(worker, watch, jobs)
         finally:
+            api.stop(timeout=10)
             worker.stop()
             jobs.close()
             if self.forwarder is not None:
@@ -162,6 +167,31 @@ class Serve:
             if self.server is not None:
                 self.server.stop()
         return 0
+
+    def _start_server(self, paths: AppPaths) -> QueueAddress:
+        """The queue's address: the external server's, or the bundled one's, started now (with
+        its TLS door for remote workers when asked)."""
+        if self.url:
+            return QueueAddress.from_url(self.url)
+        self.server = BundledServer(paths, die_with_parent=True)
+        info = self.server.start()
+        self._watch_server()
+        if self.remote:
+            try:
+                self._open_remote_door(info.socket_path)
+            except BaseException:
+                self.server.stop()
+                raise
+        return QueueAddress.from_url(info.celery_url())
+
+    def _restart_api(self, api: WorkerChild, backoff: RestartBackoff) -> bool:
+        """Start the HTTP API again after its backoff; False if a stop signal came first."""
+        outcome = self._api_exits.pop()
+        print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
+        if self._sleep(backoff.delay(outcome.lived_s)):
+            return False
+        api.start()
+        return True
 
     def _take_over_server(self, jobs: JobClient) -> None:
         """Run the server ourselves when the process that started it (the app) has stopped it:

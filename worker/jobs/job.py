@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -40,6 +41,19 @@ def now() -> float:
     return time.time()
 
 
+class JobOrigin(BaseModel):
+    """Where a job came from, and the shape its answer is owed in: an OpenAI request's
+    object and model name, and the batch line it answers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    via: str | None = Field(default=None, description="The door: api, openai, batch, ...")
+    shape: Literal["chat.completion", "text_completion"] | None = None
+    model_name: str | None = Field(default=None, description="The model as the caller named it.")
+    batch: str | None = Field(default=None, description="The batch this job belongs to.")
+    custom_id: str | None = Field(default=None, description="Its line's custom_id in the batch.")
+
+
 class RunRecord(BaseModel):
     """What one run produced: times, output, error and token counts."""
 
@@ -53,6 +67,9 @@ class RunRecord(BaseModel):
     completion_tokens: int = 0
     tokens_per_second: float | None = None
     worker: str | None = None
+    finish_reason: str | None = Field(
+        default=None, description="Why generation stopped: stop, length or context."
+    )
 
 
 class Attempt(RunRecord):
@@ -74,6 +91,7 @@ class Job(RunRecord):
     cancel_requested: bool = False
     queue_position: int | None = Field(default=None, description="1 = next to run.")
     attempts: list[Attempt] = Field(default_factory=list)
+    origin: JobOrigin | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -6,12 +6,12 @@ import builtins
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from celery import Celery
 
-from worker.jobs.job import Job, JobState
+from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec
 from worker.modelfile.check import check_model_file
 from worker.queue import keys
@@ -61,10 +61,17 @@ class JobClient:
 
     # --- actions ----------------------------------------------------------------------
 
-    def submit(self, specs: Sequence[JobSpec]) -> list[str]:
+    def submit(
+        self,
+        specs: Sequence[JobSpec],
+        origins: Sequence[JobOrigin | None] | None = None,
+        *,
+        also: Callable[[Any, builtins.list[str]], None] | None = None,
+    ) -> builtins.list[str]:
         """Validate each distinct model once, record the jobs, then send their messages.
 
-        The jobs are recorded in one transaction: all or none. Once that returns they are
+        The jobs are recorded in one transaction, with `origins` and whatever `also` adds
+        (see Ledger.create): all or none. Once that returns they are
         acknowledged; if sending their messages then fails (the server died in between),
         a worker's reaper sends them again (Reaper.sweep), so they are not lost.
         """
@@ -74,7 +81,7 @@ class JobClient:
             if spec.model not in checked:
                 checked[spec.model] = str(check_model_file(spec.model, deep=True))
             resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
-        ids = self.ledger.create(resolved)
+        ids = self.ledger.create(resolved, origins, also=also)
         try:
             send_jobs(
                 self.app, [(i, 1, s.priority, False) for i, s in zip(ids, resolved, strict=True)]

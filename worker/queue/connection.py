@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import redis
+import redis.asyncio
 from kombu.exceptions import OperationalError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -74,6 +75,13 @@ class QueueAddress:
                     f"no PromptSpool queue is running ({exc}); {NOT_RUNNING_HINT}"
                 ) from exc
         return client
+
+    def connect_async(self, max_connections: int = 4096) -> redis.asyncio.Redis:
+        """An asyncio client (for servers that follow many streams at once); not checked."""
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=max_connections, socket_connect_timeout=2, timeout=30
+        )
+        return redis.asyncio.Redis(connection_pool=pool)
 
 
 # Replies that mean "the server cannot take writes right now", not "this request is wrong".

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any
 
 import redis
 
-from worker.jobs.job import Attempt, Job, JobState, new_job_id, now
+from worker.jobs.job import Attempt, Job, JobOrigin, JobState, new_job_id, now
 from worker.jobs.spec import JobSpec
 from worker.queue import keys
 from worker.queue.replies import as_text
@@ -79,20 +79,32 @@ class Ledger:
 
     # --- writes -----------------------------------------------------------------------
 
-    def create(self, specs: Sequence[JobSpec]) -> list[str]:
+    def create(
+        self,
+        specs: Sequence[JobSpec],
+        origins: Sequence[JobOrigin | None] | None = None,
+        *,
+        also: Callable[[Any, list[str]], None] | None = None,
+    ) -> list[str]:
         """Record new queued jobs, all or none (one transaction), and return their ids.
 
-        The ids are made here, so a retried transaction (a reply lost to a dying server)
-        records nothing twice: the submit script skips a job that exists.
+        `origins` go with the specs, one each; `also(pipeline, ids)` adds more writes to the
+        same transaction (a batch's record). The ids are made here, so a retried transaction
+        (a reply lost to a dying server) records nothing twice: the submit script skips a
+        job that exists.
         """
         ids = [new_job_id() for _ in specs]
+        tags = list(origins) if origins is not None else [None] * len(specs)
         stamp = now()
         with self.redis.pipeline(transaction=True) as pipe:
-            for job_id, spec in zip(ids, specs, strict=True):
+            for job_id, spec, origin in zip(ids, specs, tags, strict=True):
                 self._scripts["submit"](
-                    args=[job_id, spec.model_dump_json(), spec.priority.rank, stamp],
+                    args=[job_id, spec.model_dump_json(), spec.priority.rank, stamp,
+                          "" if origin is None else origin.model_dump_json(exclude_none=True)],
                     client=pipe,
-                )
+                )  # fmt: skip
+            if also is not None:
+                also(pipe, ids)
             pipe.execute()
         return ids
 
@@ -141,11 +153,13 @@ class Ledger:
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         tokens_per_second: float | None = None,
+        finish_reason: str | None = None,
     ) -> bool:
+        """End the attempt; `finish_reason`: why generation stopped ("stop", "length", ...)."""
         tps = "" if tokens_per_second is None else f"{tokens_per_second:.3f}"
         result = self._call(
             "finish", job_id, attempt, state.value, error or "", now(),
-            prompt_tokens, completion_tokens, tps,
+            prompt_tokens, completion_tokens, tps, finish_reason or "",
         )  # fmt: skip
         return bool(result == "ok")
 
@@ -255,6 +269,28 @@ class Ledger:
         jobs = self.get_many(self.job_ids(), with_output=with_output)
         return [job for job in jobs if wanted is None or job.state in wanted]
 
+    def page(
+        self, states: Iterable[JobState] | None, offset: int, limit: int, chunk: int = 2000
+    ) -> tuple[list[Job], int]:
+        """Jobs `offset` to `offset + limit` in submission order (only those in `states`, when
+        given), and how many match in all. Unfiltered, one range read; filtered, the states
+        are read in pipelined chunks (no job bodies but the page's)."""
+        wanted = {state.value for state in states} if states else None
+        if wanted is None:
+            total = int(self.redis.zcard(keys.JOBS))
+            members: Any = self.redis.zrange(keys.JOBS, offset, offset + limit - 1)
+            return self.get_many(as_text(m) for m in members), total
+        ids = self.job_ids()
+        matching: list[str] = []
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in part:
+                    pipe.hget(keys.job(job_id), "state")
+                rows = pipe.execute()
+            matching += [i for i, st in zip(part, rows, strict=True) if _s(st) in wanted]
+        return self.get_many(matching[offset : offset + limit]), len(matching)
+
     def output(self, job_id: str, attempt: int) -> str:
         return _s(self.redis.get(keys.output(job_id, attempt))) or ""
 
@@ -291,9 +327,11 @@ class Ledger:
             completion_tokens=_int(fields.get("completion_tokens")),
             tokens_per_second=_float(fields.get("tokens_per_second")),
             worker=_s(fields.get("worker")),
+            finish_reason=_s(fields.get("finish_reason")),
             cancel_requested=bool(fields.get("cancel")),
             queue_position=position,
             attempts=attempts,
+            origin=JobOrigin.model_validate_json(fields["origin"]) if "origin" in fields else None,
         )
 
     def _fill_outputs(self, jobs: list[Job]) -> None:

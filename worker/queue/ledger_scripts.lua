@@ -29,13 +29,14 @@ local function enqueue(id, rank, resumed)
   redis.call('ZADD', P .. 'queue', rank * 1000000000000 - front + qseq, id)
 end
 local RESET = {'started_at', 'finished_at', 'error', 'prompt_tokens', 'completion_tokens',
-  'tokens_per_second', 'worker', 'cancel'}
---@submit  ARGV: id, spec_json, rank, now
+  'tokens_per_second', 'worker', 'cancel', 'finish_reason'}
+--@submit  ARGV: id, spec_json, rank, now, origin_json ('' for none)
 local id, rank, now = ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if redis.call('EXISTS', jkey(id)) == 1 then return 0 end
 local seq = redis.call('INCR', P .. 'seq')
 redis.call('HSET', jkey(id), 'spec', ARGV[2], 'state', 'queued', 'attempt', 1, 'seq', seq,
   'rank', rank, 'created_at', now, 'lost', 0)
+if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', jkey(id), 'origin', ARGV[5]) end
 redis.call('ZADD', P .. 'jobs', seq, id)
 enqueue(id, rank)
 emit(id, {type = 'state', state = 'queued', attempt = 1, t = num(now)})
@@ -58,7 +59,8 @@ if tonumber(h[2]) ~= tonumber(ARGV[2]) or h[1] ~= 'loading' then return 'stale' 
 redis.call('HSET', jkey(id), 'state', 'running', 'prompt_tokens', ARGV[3])
 emit(id, {type = 'state', state = 'running', attempt = num(h[2]), t = num(ARGV[4])})
 return 'ok'
---@finish  ARGV: id, attempt, state, error, now, prompt_tokens, completion_tokens, tps
+--@finish  ARGV: id, attempt, state, error, now, prompt_tokens, completion_tokens, tps,
+--         finish_reason ('' for none)
 local id, state, err, now = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
 local h = redis.call('HMGET', jkey(id), 'state', 'attempt')
 if tonumber(h[2]) ~= tonumber(ARGV[2]) then return 'stale' end
@@ -66,6 +68,7 @@ if h[1] ~= 'loading' and h[1] ~= 'running' then return h[1] end
 redis.call('HSET', jkey(id), 'state', state, 'finished_at', now, 'prompt_tokens', ARGV[6],
   'completion_tokens', ARGV[7], 'tokens_per_second', ARGV[8])
 if err ~= '' then redis.call('HSET', jkey(id), 'error', err) end
+if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', jkey(id), 'finish_reason', ARGV[9]) end
 redis.call('SREM', P .. 'running', id)
 record_attempt(id, state, err, now)
 emit(id, {type = 'state', state = state, attempt = num(h[2]), error = err, t = num(now)})

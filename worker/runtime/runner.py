@@ -145,6 +145,7 @@ class JobRunner:
             result.completion_tokens,
         )
         stats["tps"] = result.tokens_per_second
+        stats["finish_reason"] = result.finish_reason
         self._finish(job_id, attempt, JobState.succeeded, None, stats)
         return "succeeded", None
 
@@ -206,6 +207,7 @@ class JobRunner:
             prompt_tokens=stats["prompt_tokens"],
             completion_tokens=stats["completion_tokens"],
             tokens_per_second=stats["tps"],
+            finish_reason=stats.get("finish_reason"),
         )
 
 

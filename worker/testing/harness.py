@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,8 @@ import redis
 if TYPE_CHECKING:  # the benchmarks use this module without pytest
     import pytest
 
-from worker.hosting.children import WorkerChild, stop_process
+from worker.api.token import TokenFile
+from worker.hosting.children import WorkerChild, stop_process, worker_command
 from worker.hosting.server import BundledServer
 from worker.queue import keys
 from worker.queue.client import JobClient
@@ -364,3 +366,47 @@ class ServeProcess:
             raise
         self._drained()
         return code
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ApiProcess:
+    """`promptspool api` for a test queue, as a child process, on a free loopback port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+    @classmethod
+    def start(cls, queue: Queue, timeout: float = 60.0, **settings_env: str) -> ApiProcess:
+        """Start the API with the queue's environment plus `settings_env` (PROMPTSPOOL_*);
+        returns once it listens (its ready event on the global stream)."""
+        port = int(settings_env.pop("PROMPTSPOOL_HTTP_PORT", 0)) or free_port()
+        env = {**queue.env, **settings_env, "PROMPTSPOOL_HTTP_PORT": str(port)}
+        after = last_event_id(queue.redis)
+        process = subprocess.Popen(worker_command(exit_with_parent=False, role="api"), env=env)
+        try:
+            event = wait_for_event(
+                queue.redis,
+                lambda e: e.type == "api" and e.data.get("state") == "ready",
+                after=after,
+                timeout=timeout,
+            )
+        except AssertionError:
+            process.kill()
+            raise
+        token = TokenFile(queue.settings.paths.config).read()
+        return cls(process, str(event.data["url"]), token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=10)

@@ -1,0 +1,59 @@
+"""Fixtures of the HTTP API suites: one real queue, worker and API process for the module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from worker.testing.harness import ApiProcess, Queue, start_queue
+
+
+@dataclass
+class LiveApi:
+    """A queue with one worker and the HTTP API in front of it; `stories` is the default model."""
+
+    queue: Queue
+    api: ApiProcess
+    models: Path  # the folder the API offers models from (model_dirs)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def token(self) -> str:
+        return self.api.token
+
+    def http(self, **kwargs: object) -> httpx.Client:
+        """An httpx client with the token, against the API."""
+        return httpx.Client(base_url=self.url, headers=self.api.headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def live_api(stories_model: Path, models_dir: Path, tiny_model: Path) -> Iterator[LiveApi]:
+    """Shared by a module's tests (a worker and an API take seconds to start): tests leave no
+    job running behind them."""
+    home = Path(tempfile.mkdtemp(prefix="psa-", dir="/tmp"))
+    env = {
+        "PROMPTSPOOL_MODEL": str(stories_model),
+        "PROMPTSPOOL_MODEL_DIRS": json.dumps([str(models_dir)]),
+        "PROMPTSPOOL_HEARTBEAT_TTL": "2",
+    }
+    queue = start_queue(home, **env)
+    try:
+        queue.start_worker()
+        api = ApiProcess.start(queue)
+        try:
+            yield LiveApi(queue, api, models_dir)
+        finally:
+            api.stop()
+    finally:
+        queue.close()
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The HTTP API: job endpoints with live SSE, OpenAI-compatible completions and the Batch API."""

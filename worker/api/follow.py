@@ -1,0 +1,50 @@
+"""Following one job's event stream from asyncio: history first, then live, resumable by id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio
+
+from worker.jobs.job import JobState
+from worker.queue import keys
+from worker.queue.events import Event
+from worker.queue.replies import as_text
+
+BLOCK_MS = 15_000  # one blocking read at most this long; the server's own pings fill the gap
+
+
+async def job_events(
+    aredis: redis.asyncio.Redis, job_id: str, after: str = "0-0"
+) -> AsyncIterator[Event]:
+    """The job's events after stream id `after` (history first), then live ones, without end;
+    the caller stops (a finished attempt, a client gone) by closing the iterator."""
+    stream = keys.events(job_id)
+    last = after
+    while True:
+        reply: Any = await aredis.xread({stream: last}, count=500, block=BLOCK_MS)
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                last = as_text(entry_id)
+                payload = fields.get(b"d", fields.get("d"))
+                yield Event(stream, last, json.loads(payload))
+
+
+async def current_attempt(aredis: redis.asyncio.Redis, job_id: str) -> tuple[JobState, int]:
+    """The job's state and attempt number as the ledger has them now."""
+    state, attempt = await aredis.hmget(keys.job(job_id), ["state", "attempt"])
+    return JobState(as_text(state)), int(as_text(attempt))
+
+
+def is_final(event: Event, attempt: int) -> bool:
+    """Whether `event` ends attempt `attempt` (a finished state of that attempt)."""
+    state = event.state
+    return state is not None and state.finished and event.attempt == attempt
+
+
+def valid_stream_id(text: str) -> bool:
+    """'1700000000000-0' or '0-0': what Last-Event-ID may hold."""
+    ms, sep, seq = text.partition("-")
+    return bool(sep) and ms.isdigit() and seq.isdigit() and len(text) <= 41
