@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,15 +32,17 @@ class LiveApi:
     def token(self) -> str:
         return self.api.token
 
-    def http(self, **kwargs: object) -> httpx.Client:
+    def http(self, timeout: float | httpx.Timeout = 60, **kwargs: Any) -> httpx.Client:
         """An httpx client with the token, against the API."""
-        return httpx.Client(base_url=self.url, headers=self.api.headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, headers=self.api.headers, timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def live_api(stories_model: Path, models_dir: Path, tiny_model: Path) -> Iterator[LiveApi]:
+def live_api(
+    stories_model: Path, models_dir: Path, tiny_model: Path, slow_model: Path
+) -> Iterator[LiveApi]:
     """Shared by a module's tests (a worker and an API take seconds to start): tests leave no
-    job running behind them."""
+    job running behind them. The models folder holds `tiny` and `slow` (random weights)."""
     home = Path(tempfile.mkdtemp(prefix="psa-", dir="/tmp"))
     env = {
         "PROMPTSPOOL_MODEL": str(stories_model),

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker import __version__
-from worker.api import errors, tasks
+from worker.api import errors, openai_routes, tasks
 from worker.api.context import ApiContext
 from worker.api.errors import error_body
 from worker.api.guard import HostGuard, allowed_hosts
@@ -96,6 +96,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     errors.install(app)
     app.include_router(tasks.public)
     app.include_router(tasks.router)
+    app.include_router(openai_routes.router)
     settings = ctx.settings
     if settings.http_cors_origins:
         app.add_middleware(
