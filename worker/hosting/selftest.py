@@ -1,14 +1,19 @@
-"""`promptspool --self-test --model FILE`: server, worker and one real job in a throwaway home."""
+"""`promptspool --self-test --model FILE`: server, worker, HTTP API and one real job submitted
+through the API, in a throwaway home."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+from worker.api.token import TokenFile
 from worker.hosting.children import WorkerChild, worker_env
 from worker.hosting.server import BundledServer
 from worker.jobs.job import JobState
@@ -17,6 +22,7 @@ from worker.modelfile.check import check_model_file
 from worker.queue import keys
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
+from worker.queue.events import read_events
 from worker.queue.replies import last_stream_id
 from worker.settings import Settings
 
@@ -35,6 +41,7 @@ def run_self_test(model: str, timeout: float = 120.0) -> int:
     server = BundledServer(settings.paths.ensure())
     log_path = settings.paths.logs / "selftest-worker.log"
     worker: WorkerChild | None = None
+    api: WorkerChild | None = None
     started = time.perf_counter()
     try:
         info = server.start()
@@ -45,19 +52,27 @@ def run_self_test(model: str, timeout: float = 120.0) -> int:
             env = worker_env(address.celery_url, base, PROMPTSPOOL_HOME=str(home))
             worker = WorkerChild(env, args=["--loglevel", "ERROR"], log=log_path)
             worker.start()
+            api = WorkerChild({**env, "PROMPTSPOOL_HTTP_PORT": str(_free_port())}, log=log_path,
+                              role="api")  # fmt: skip
+            api.start()
             if worker.wait_ready(client.redis, after, timeout) is None:
                 print(f"self-test: the worker did not start\n{_tail(log_path)}", file=sys.stderr)
                 return 1
+            url = _wait_api(client, after, timeout, api)
+            if url is None:
+                print(f"self-test: the HTTP API did not start\n{_tail(log_path)}", file=sys.stderr)
+                return 1
             ready_s = time.perf_counter() - started
             spec = JobSpec(prompt=PROMPT, model=str(model_path), max_tokens=48, seed=1)
-            [job_id] = client.submit([spec])
+            token = TokenFile(settings.paths.config).read()
+            job_id = str(_post(f"{url}/generate", spec.model_dump(mode="json"), token)["task_id"])
             job = client.wait(job_id, timeout=timeout)
             if job.state is not JobState.succeeded:
                 print(f"self-test: job {job.state.value}: {job.error}", file=sys.stderr)
                 return 1
             print(PROMPT + job.output)
             print(
-                f"self-test: ok (queue ready in {ready_s:.2f} s, "
+                f"self-test: ok (queue and API at {url} ready in {ready_s:.2f} s, "
                 f"{job.completion_tokens} tokens at {job.tokens_per_second or 0:.0f} tok/s)"
             )
             return 0
@@ -65,10 +80,40 @@ def run_self_test(model: str, timeout: float = 120.0) -> int:
         print(f"self-test: {exc}\n{_tail(log_path)}", file=sys.stderr)
         return 1
     finally:
+        if api is not None:
+            api.stop(timeout=10)
         if worker is not None:
             worker.stop()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_api(client: JobClient, after: str, timeout: float, api: WorkerChild) -> str | None:
+    """The API's URL once it announced that it listens; None if it died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and api.running:
+        for event in read_events(client.redis, {keys.GLOBAL_EVENTS: after}, block_ms=250):
+            after = event.id
+            if event.type == "api" and event.data.get("state") == "ready":
+                return str(event.data["url"])
+    return None
+
+
+def _post(url: str, body: dict[str, object], token: str) -> dict[str, object]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        answer: dict[str, object] = json.loads(reply.read())
+    return answer
 
 
 def _tail(path: Path, lines: int = 20) -> str:
