@@ -48,6 +48,9 @@ def live_api(
         "PROMPTSPOOL_MODEL": str(stories_model),
         "PROMPTSPOOL_MODEL_DIRS": json.dumps([str(models_dir)]),
         "PROMPTSPOOL_HEARTBEAT_TTL": "2",
+        # One decode thread: the API, the server and the test get the other core, so a
+        # loaded machine slows the jobs without stalling everything else.
+        "PROMPTSPOOL_N_THREADS": "1",
     }
     queue = start_queue(home, **env)
     try:

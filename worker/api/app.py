@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker import __version__
-from worker.api import errors, openai_routes, tasks
+from worker.api import batches, errors, files, openai_routes, tasks
 from worker.api.context import ApiContext
 from worker.api.errors import error_body
 from worker.api.guard import HostGuard, allowed_hosts
+from worker.queue.batch_keeper import BatchKeeper
 
 DESCRIPTION = """\
 A durable queue of LLM jobs on this machine. Hand over a job in milliseconds, follow its
@@ -51,7 +55,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(413, self._message())
             return message
 
         async def watch(message: Message) -> None:
@@ -65,15 +69,20 @@ class BodyLimit:
             if not started:
                 await self._refuse(scope, receive, send, path)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+    def _message(self) -> str:
         mb = self.max_bytes / 1_000_000
-        message = f"the request body is larger than {mb:g} MB (setting http_max_upload_mb)"
-        body = error_body(path, 413, message, code="request_too_large")
+        return f"the request body is larger than {mb:g} MB (setting http_max_upload_mb)"
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        body = error_body(path, 413, self._message(), code=_TooLarge.code)
         await JSONResponse(body, status_code=413)(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing passes it on to the 413 handler
+    (anything else raised while it reads the body becomes a 400)."""
+
+    code = "request_too_large"
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -81,12 +90,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        keeper = BatchKeeper(ctx.address, ctx.settings)  # batches move on with nobody asking
+        keeper.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(keeper.stop)
             await ctx.aclose()
 
-    app = FastAPI(
+    # The docs pages with their scripts served from the package: no CDN, works offline.
+    app = FastAPIOffline(
         title="PromptSpool",
         version=__version__,
         description=DESCRIPTION,
@@ -97,6 +110,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(tasks.public)
     app.include_router(tasks.router)
     app.include_router(openai_routes.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     settings = ctx.settings
     if settings.http_cors_origins:
         app.add_middleware(

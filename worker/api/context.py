@@ -31,6 +31,8 @@ class ApiContext:
     client: JobClient = field(init=False)
     aredis: redis.asyncio.Redis = field(init=False)
     _submit_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # Run when the app shuts down (before uvicorn re-raises the signal that stopped it).
+    on_close: list[Callable[[], None]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.client = JobClient(self.address, self.settings)
@@ -41,6 +43,8 @@ class ApiContext:
         return cls(settings, QueueAddress.resolve(settings, url), TokenFile(settings.paths.config))
 
     async def aclose(self) -> None:
+        for cleanup in self.on_close:
+            cleanup()
         await self.aredis.aclose()
         self.client.close()
 
@@ -49,10 +53,11 @@ class ApiContext:
         specs: Sequence[JobSpec],
         origins: Sequence[JobOrigin | None] | None = None,
         also: Callable[[Any, list[str]], None] | None = None,
+        guard: Callable[[Any], None] | None = None,
     ) -> list[str]:
         """Record and send jobs (one submitter at a time: the Celery producer is shared)."""
         with self._submit_lock:
-            return self.client.submit(specs, origins, also=also)
+            return self.client.submit(specs, origins, also=also, guard=guard)
 
     def retry(self, job_id: str) -> int:
         with self._submit_lock:

@@ -84,7 +84,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}"
         headers = getattr(exc, "headers", None)
-        return _respond(request, exc.status_code, message, headers=headers)
+        code = getattr(exc, "code", None)  # the body limit's
+        return _respond(request, exc.status_code, message, code=code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

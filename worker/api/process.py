@@ -3,54 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-from pathlib import Path
 
 import uvicorn
 
 from worker.api.app import create_app
 from worker.api.context import ApiContext
 from worker.api.guard import check_bind
+from worker.api.info import api_url, info_file, remove_api_info, write_api_info
 from worker.queue.events import announce
 from worker.settings import Settings
 
-API_INFO_FILE = "api.json"  # in the runtime folder: where the running API listens
+OPEN_FILES_WANTED = 65_536
 
 
 class ApiStartError(RuntimeError):
     """The API cannot listen (the port is taken, a certificate cannot be read, ...)."""
 
 
-def api_url(settings: Settings, port: int | None = None, *, tls: bool = False) -> str:
-    host = settings.http_host
-    shown = f"[{host}]" if ":" in host else host
-    return f"{'https' if tls else 'http'}://{shown}:{port or settings.http_port}"
-
-
-def read_api_info(settings: Settings) -> dict[str, object] | None:
-    """Where this home's API listens ({'url', 'pid'}), if one is running."""
-    path = settings.paths.runtime / API_INFO_FILE
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int | None:
+    """Raise this process's soft limit of open files towards `wanted` (within the hard limit);
+    the limit now, None where there is none to raise. Each SSE stream holds two descriptors
+    (its client's socket and a connection to the queue): at the usual soft limit of 1024 the
+    API refused every client past about 500 open streams."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        import resource
+    except ImportError:  # not a POSIX system
         return None
-    return info if isinstance(info, dict) else None
-
-
-def _write_info(path: Path, url: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"url": url, "pid": os.getpid()}, handle)
-    os.replace(tmp, path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    goal = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < goal:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (goal, hard))
+        except (ValueError, OSError):  # a system maximum below the hard limit (macOS)
+            return soft
+        return goal
+    return soft
 
 
 def run_api(settings: Settings, url: str | None = None) -> int:
     """Serve the API until SIGINT/SIGTERM. BindRefused / ApiStartError say why it cannot."""
     tls = check_bind(settings)
-    paths = settings.paths.ensure()
+    raise_open_file_limit()
+    settings.paths.ensure()
     ctx = ApiContext.create(settings, url)
     ctx.tokens.read()  # made now, so `promptspool token` and the first client agree
     app = create_app(ctx)
@@ -66,7 +60,8 @@ def run_api(settings: Settings, url: str | None = None) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    info_file = paths.runtime / API_INFO_FILE
+    where_file = info_file(settings)
+    ctx.on_close.append(lambda: remove_api_info(where_file))
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve())
@@ -76,7 +71,7 @@ def run_api(settings: Settings, url: str | None = None) -> int:
             sockets = [s for srv in server.servers for s in srv.sockets]
             port = sockets[0].getsockname()[1] if sockets else settings.http_port
             where = api_url(settings, port, tls=tls)
-            _write_info(info_file, where)
+            write_api_info(where_file, where)
             announce(ctx.client.redis, {"type": "api", "state": "ready", "url": where})
             print(f"promptspool: HTTP API at {where} (token: `promptspool token`)", flush=True)
         await task
@@ -87,7 +82,7 @@ def run_api(settings: Settings, url: str | None = None) -> int:
         if server.started:
             raise
     finally:
-        info_file.unlink(missing_ok=True)
+        remove_api_info(where_file)
     if not server.started:
         raise ApiStartError(
             f"the HTTP API cannot listen on {settings.http_host}:{settings.http_port} "

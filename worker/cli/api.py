@@ -36,7 +36,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.api.process import read_api_info
+    from worker.api.info import read_api_info
     from worker.api.token import TokenFile
 
     tokens = TokenFile(settings.paths.ensure().config)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from worker import __version__
-from worker.cli import api, hosting, jobs, queue, submit
+from worker.cli import api, batches, hosting, jobs, queue, submit
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
 from worker.cli.terminal import one_line, say
 from worker.jobs.validation import describe_validation_error
@@ -24,6 +24,7 @@ GROUPS: tuple[Registrar, ...] = (
     hosting.register,
     api.register,
     submit.register,
+    batches.register,
     jobs.register,
     queue.register,
 )

@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.cli.batches import cli_defaults, submit_batch_files
 from worker.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_command, open_client
 from worker.cli.terminal import one_line, say
+from worker.jobs.batchfile import split_batch_files
 from worker.jobs.intake import plan
 from worker.jobs.job import JobState
 from worker.jobs.spec import JobSpec, Priority
@@ -20,7 +22,9 @@ from worker.settings import Settings
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "submit", cmd_submit, "queue prompts from files, folders or --prompt")
+    p = add_command(sub, "submit", cmd_submit,
+                    "queue prompts from files, folders or --prompt; an OpenAI batch file "
+                    "(.jsonl with custom_id and url) becomes a batch")  # fmt: skip
     p.add_argument("paths", nargs="*", type=Path, metavar="FILE|DIR")
     p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     p.add_argument("--model", help="GGUF model (default: PROMPTSPOOL_MODEL or the settings)")
@@ -33,27 +37,38 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def job_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """The settings' defaults for new jobs, with what the command line gave on top."""
-    defaults = settings.job_defaults()
-    if args.model:
-        defaults["model"] = args.model
-    if "model" not in defaults:
-        raise CliError("no model: pass --model PATH.gguf or set PROMPTSPOOL_MODEL")
-    given = {
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "max_tokens": args.max_tokens,
         "temperature": args.temperature,
         "seed": args.seed,
         "priority": args.priority,
         "timeout": args.timeout,
     }
-    defaults.update({k: v for k, v in given.items() if v is not None})
+
+
+def job_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The settings' defaults for new jobs, with what the command line gave on top."""
+    defaults = cli_defaults(settings, args.model, _given(args))
+    if "model" not in defaults:
+        raise CliError("no model: pass --model PATH.gguf or set PROMPTSPOOL_MODEL")
     return defaults
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if not args.paths and not args.prompt:
         raise CliError("nothing to submit: give FILE|DIR arguments or --prompt TEXT", EXIT_FAILED)
+    batch_files, paths = split_batch_files(args.paths)
+    code = EXIT_OK
+    if batch_files:  # OpenAI batch files: each one a batch
+        defaults = cli_defaults(settings, args.model, _given(args))
+        code = submit_batch_files(batch_files, defaults, settings, args)
+        if not paths and not args.prompt:
+            return code
+    return max(code, _submit_jobs(args, settings, paths))
+
+
+def _submit_jobs(args: argparse.Namespace, settings: Settings, paths: list[Path]) -> int:
     defaults = job_defaults(args, settings)
     specs: list[JobSpec] = []
     for text in args.prompt:
@@ -61,7 +76,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             specs.append(JobSpec(**{**defaults, "prompt": text}))
         except ValidationError as exc:
             raise CliError(f"--prompt: {describe_validation_error(exc)}") from exc
-    loaded = plan(args.paths, defaults, deep=True)
+    loaded = plan(paths, defaults, deep=True)
     for refusal in loaded.refused:
         say(f"promptspool: refused {one_line(refusal.path)}: {one_line(refusal.reason)}")
     specs.extend(loaded.specs)

@@ -30,6 +30,7 @@ from worker.hosting.server import BundledServer, ServerError
 from worker.hosting.tlsdoor import RemoteDoor, TlsForwarder, self_signed_certificate
 from worker.paths import AppPaths
 from worker.queue import keys
+from worker.queue.batch_keeper import BatchKeeper
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
 from worker.queue.replies import last_stream_id
@@ -132,34 +133,21 @@ class Serve:
         jobs = JobClient(address, self.settings)
         worker = WorkerChild(worker_env(address.celery_url), on_exit=self._on_worker_exit)
         api = WorkerChild(worker_env(address.celery_url), on_exit=self._on_api_exit, role="api")
-        backoff, api_backoff = RestartBackoff(), RestartBackoff()
-        watch = HungWorkerWatch(self.settings.heartbeat_ttl)
+        keeper: BatchKeeper | None = None
         try:
             after = last_stream_id(jobs.redis, keys.GLOBAL_EVENTS)
             if with_api:
                 api.start()
+            else:  # the API's keeper moves batches on; without it, serve runs one itself
+                keeper = BatchKeeper(address, self.settings)
+                keeper.start()
             worker.start()
             self._wait_worker_ready(worker, jobs.redis, after, ready)
-            while True:
-                self._wake.wait(watch.interval_s)
-                self._wake.clear()
-                if self._stopping:
-                    break
-                if self._server_exits and not self._restart_server():
-                    break
-                if self._api_exits and not self._restart_api(api, api_backoff):
-                    break
-                if self._exits:
-                    outcome = self._exits.pop()
-                    print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
-                    if self._sleep(backoff.delay(outcome.lived_s)):
-                        break
-                    worker.start()
-                elif worker.running:
-                    self._take_over_server(jobs)
-                    self._replace_if_hung(worker, watch, jobs)
+            self._supervise(worker, api, jobs)
         finally:
             api.stop(timeout=10)
+            if keeper is not None:
+                keeper.stop()
             worker.stop()
             jobs.close()
             if self.forwarder is not None:
@@ -167,6 +155,30 @@ class Serve:
             if self.server is not None:
                 self.server.stop()
         return 0
+
+    def _supervise(self, worker: WorkerChild, api: WorkerChild, jobs: JobClient) -> None:
+        """Until a stop signal: restart what dies (server, API, worker), replace a hung worker,
+        run the server again if the app that started it stopped it."""
+        backoff, api_backoff = RestartBackoff(), RestartBackoff()
+        watch = HungWorkerWatch(self.settings.heartbeat_ttl)
+        while True:
+            self._wake.wait(watch.interval_s)
+            self._wake.clear()
+            if self._stopping:
+                return
+            if self._server_exits and not self._restart_server():
+                return
+            if self._api_exits and not self._restart_api(api, api_backoff):
+                return
+            if self._exits:
+                outcome = self._exits.pop()
+                print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
+                if self._sleep(backoff.delay(outcome.lived_s)):
+                    return
+                worker.start()
+            elif worker.running:
+                self._take_over_server(jobs)
+                self._replace_if_hung(worker, watch, jobs)
 
     def _start_server(self, paths: AppPaths) -> QueueAddress:
         """The queue's address: the external server's, or the bundled one's, started now (with

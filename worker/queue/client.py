@@ -67,11 +67,12 @@ class JobClient:
         origins: Sequence[JobOrigin | None] | None = None,
         *,
         also: Callable[[Any, builtins.list[str]], None] | None = None,
+        guard: Callable[[Any], None] | None = None,
     ) -> builtins.list[str]:
         """Validate each distinct model once, record the jobs, then send their messages.
 
-        The jobs are recorded in one transaction, with `origins` and whatever `also` adds
-        (see Ledger.create): all or none. Once that returns they are
+        The jobs are recorded in one transaction, with `origins` and whatever `also` adds,
+        if `guard` lets them (see Ledger.create): all or none. Once that returns they are
         acknowledged; if sending their messages then fails (the server died in between),
         a worker's reaper sends them again (Reaper.sweep), so they are not lost.
         """
@@ -81,7 +82,7 @@ class JobClient:
             if spec.model not in checked:
                 checked[spec.model] = str(check_model_file(spec.model, deep=True))
             resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
-        ids = self.ledger.create(resolved, origins, also=also)
+        ids = self.ledger.create(resolved, origins, also=also, guard=guard)
         try:
             send_jobs(
                 self.app, [(i, 1, s.priority, False) for i, s in zip(ids, resolved, strict=True)]

@@ -13,6 +13,8 @@ WORKERS = PREFIX + "workers"  # set of worker ids ever seen (pruned when their h
 PAUSED = PREFIX + "paused"  # flag: workers take no new jobs while set
 REAPER_LOCK = PREFIX + "reaper-lock"
 BEATS = PREFIX + "beats"  # hash: worker id -> heartbeat counter (judging workers lost)
+FILES = PREFIX + "files"  # zset: file id -> upload sequence (files of the OpenAI API)
+BATCHES = PREFIX + "batches"  # zset: batch id -> creation sequence
 
 
 def job(job_id: str) -> str:
@@ -33,3 +35,27 @@ def events(job_id: str) -> str:
 
 def worker(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
+
+
+def file(file_id: str) -> str:
+    """Hash: a stored file's metadata."""
+    return f"{PREFIX}file:{file_id}"
+
+
+def file_content(file_id: str) -> str:
+    return f"{PREFIX}file:{file_id}:content"
+
+
+def batch(batch_id: str) -> str:
+    """Hash: a batch's status, timestamps, counts and where its files are."""
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_jobs(batch_id: str) -> str:
+    """List: the batch's job ids in the order of its file's lines."""
+    return f"{PREFIX}batch:{batch_id}:jobs"
+
+
+def batch_claim(batch_id: str) -> str:
+    """Set while a process validates and queues the batch (others leave it alone)."""
+    return f"{PREFIX}batch:{batch_id}:claim"

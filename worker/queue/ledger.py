@@ -85,18 +85,24 @@ class Ledger:
         origins: Sequence[JobOrigin | None] | None = None,
         *,
         also: Callable[[Any, list[str]], None] | None = None,
+        guard: Callable[[Any], None] | None = None,
     ) -> list[str]:
         """Record new queued jobs, all or none (one transaction), and return their ids.
 
         `origins` go with the specs, one each; `also(pipeline, ids)` adds more writes to the
-        same transaction (a batch's record). The ids are made here, so a retried transaction
-        (a reply lost to a dying server) records nothing twice: the submit script skips a
-        job that exists.
+        same transaction (a batch's record). `guard(pipeline)` runs first: it may WATCH keys
+        and check them (raising to record nothing); if a watched key changes before the
+        transaction, redis.WatchError and nothing is recorded (two processes queueing the
+        same batch: one wins). The ids are made here, so a retried transaction (a reply lost
+        to a dying server) records nothing twice: the submit script skips a job that exists.
         """
         ids = [new_job_id() for _ in specs]
         tags = list(origins) if origins is not None else [None] * len(specs)
         stamp = now()
         with self.redis.pipeline(transaction=True) as pipe:
+            if guard is not None:
+                guard(pipe)
+                pipe.multi()
             for job_id, spec, origin in zip(ids, specs, tags, strict=True):
                 self._scripts["submit"](
                     args=[job_id, spec.model_dump_json(), spec.priority.rank, stamp,
