@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bench import batching, latency, reliability, streaming
+from bench import batching, http_api, latency, reliability, streaming
 from bench.common import emit, machine, stories_model
 
 
@@ -30,6 +30,14 @@ def main() -> None:
         "batching_in_graph": lambda: batching.aggregate(model, backend_sampling=True),
         "fsync": lambda: reliability.fsync_policy(model),
         "endurance": reliability.endurance,
+        # The HTTP API, each figure against the same work done with JobClient directly.
+        "http_submit": lambda: http_api.submit_latency(model),
+        "http_token_latency": lambda: http_api.token_latency(model),
+        "http_streams": lambda: http_api.concurrent_streams(model),
+        # One decode thread: on 2 cores the API process then has a core, and the decode does
+        # not collapse whenever anything else runs (see streaming_1t).
+        "http_streams_1t": lambda: http_api.concurrent_streams(model, n_threads=1),
+        "http_memory": lambda: http_api.memory_with_open_streams(model),
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.api.conftest import LiveApi
 from worker.jobs.job import JobState
 from worker.queue import keys
 from worker.testing.harness import wait_for_event, wait_until
 
-PROMPT = [{"role": "user", "content": "Once upon a time"}]
+PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Once upon a time"}]
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_chat_completion_is_a_job_and_answers_with_its_text(
         messages=PROMPT,
         max_tokens=16,
         seed=7,
-        user="someone",  # type: ignore[arg-type]
+        user="someone",
     )
     job = live_api.queue.client.get(_job_of(live_api, answer.id))
     assert answer.object == "chat.completion"
@@ -59,7 +60,7 @@ def test_streamed_chat_completion_carries_the_job_text_and_usage(
 ) -> None:
     stream = client.chat.completions.create(
         model="stories260K",
-        messages=PROMPT,  # type: ignore[arg-type]
+        messages=PROMPT,
         max_completion_tokens=24,
         stream=True,
         stream_options={"include_usage": True},
@@ -133,7 +134,7 @@ def test_a_client_that_goes_away_cancels_its_streamed_job(
         model="slow",
         messages=PROMPT,
         max_tokens=3000,
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
     )
     chunks = iter(stream)
     first = next(chunks)

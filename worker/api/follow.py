@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 import redis.asyncio
 
 from worker.jobs.job import JobState
@@ -13,7 +14,10 @@ from worker.queue import keys
 from worker.queue.events import Event
 from worker.queue.replies import as_text
 
-BLOCK_MS = 15_000  # one blocking read at most this long; the server's own pings fill the gap
+# One blocking read at most this long: well inside the client's socket timeout (redis-py's
+# default is 5 s), which a longer read of a job with no news (queued, or reading a long
+# prompt) would run into, ending every stream that follows the job.
+BLOCK_MS = 2_000
 
 
 async def job_events(
@@ -24,7 +28,10 @@ async def job_events(
     stream = keys.events(job_id)
     last = after
     while True:
-        reply: Any = await aredis.xread({stream: last}, count=500, block=BLOCK_MS)
+        try:
+            reply: Any = await aredis.xread({stream: last}, count=500, block=BLOCK_MS)
+        except redis.TimeoutError:  # a stalled server or loop: read again from where it was
+            continue
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 last = as_text(entry_id)
@@ -44,7 +51,16 @@ def is_final(event: Event, attempt: int) -> bool:
     return state is not None and state.finished and event.attempt == attempt
 
 
+async def has_events_after(aredis: redis.asyncio.Redis, job_id: str, after: str) -> bool:
+    """Whether the job's stream holds an event after stream id `after`."""
+    entries: Any = await aredis.xrange(keys.events(job_id), f"({after}", "+", count=1)
+    return bool(entries)
+
+
 def valid_stream_id(text: str) -> bool:
-    """'1700000000000-0' or '0-0': what Last-Event-ID may hold."""
+    """'1700000000000-0' or '0-0': what Last-Event-ID may hold (both parts fit 64 bits, as
+    the server requires)."""
     ms, sep, seq = text.partition("-")
-    return bool(sep) and ms.isdigit() and seq.isdigit() and len(text) <= 41
+    if not (sep and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
+        return False
+    return len(text) <= 41 and int(ms) < 2**64 and int(seq) < 2**64

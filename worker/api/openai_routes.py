@@ -45,6 +45,7 @@ Ctx = Annotated[ApiContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 500, 503)
 }
+CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection first
 STREAMED = {"content": {"text/event-stream": {}}, "description": "With stream=true."}
 
 router = APIRouter(
@@ -105,6 +106,8 @@ async def _complete(
         events = _stream(ctx, job_id, origin, include_usage)
         return EventSourceResponse(events, ping=15, send_timeout=30)
     job = await _wait_or_cancel(ctx, job_id, request)
+    if job is None:  # the client went away and its job was cancelled: nobody to answer
+        return JSONResponse({}, status_code=CLIENT_GONE)
     if job.state is JobState.succeeded:
         return JSONResponse(response_body(job))
     error = error_of(job)
@@ -112,9 +115,9 @@ async def _complete(
     raise ApiError(status, f"job {job_id}: {error['message']}", code=error["code"])
 
 
-async def _wait_or_cancel(ctx: ApiContext, job_id: str, request: Request) -> Job:
-    """The job once its current attempt ended; if the client disconnects first, the job is
-    cancelled (asyncio.CancelledError then ends the request)."""
+async def _wait_or_cancel(ctx: ApiContext, job_id: str, request: Request) -> Job | None:
+    """The job once its current attempt ended; None if the client disconnected first, and
+    then the job is cancelled."""
     finished = asyncio.create_task(_finished(ctx, job_id))
     gone = asyncio.create_task(_disconnected(request))
     try:
@@ -122,7 +125,7 @@ async def _wait_or_cancel(ctx: ApiContext, job_id: str, request: Request) -> Job
         if finished in done:
             return await run_in_threadpool(ctx.client.get, job_id)
         await run_in_threadpool(_cancel_quietly, ctx, job_id)
-        raise asyncio.CancelledError
+        return None
     finally:
         for task in (finished, gone):
             task.cancel()

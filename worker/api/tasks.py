@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,7 +15,13 @@ from sse_starlette import EventSourceResponse
 from worker.api.auth import require_token
 from worker.api.context import ApiContext, context
 from worker.api.errors import ApiError
-from worker.api.follow import current_attempt, is_final, job_events, valid_stream_id
+from worker.api.follow import (
+    current_attempt,
+    has_events_after,
+    is_final,
+    job_events,
+    valid_stream_id,
+)
 from worker.api.tasks_schema import (
     Accepted,
     CancelResult,
@@ -35,12 +42,30 @@ from worker.queue.ledger import UnknownJobError
 
 Ctx = Annotated[ApiContext, Depends(context)]
 STEADY_TOKENS = 16  # an ETA is given once this many tokens show the rate
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # no ':', which would name another key of the job
+
+
+def _refusal(description: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A refusal's documentation: FastAPI's body, {"detail": message}."""
+    schema = {"type": "object", "required": ["detail"],
+              "properties": {"detail": detail or {"type": "string"}}}  # fmt: skip
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: _refusal("No token, or not the current one.")}
+UNKNOWN_TASK: Responses = {404: _refusal("No such task.")}
+CONFLICT: Responses = {409: _refusal("The task is not in a state that allows this.")}
 
 public = APIRouter(tags=["health"])
-router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)])
+router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
 
 
-@public.get("/health", response_model=Health)
+@public.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The queue does not answer."}},
+)
 def health(ctx: Ctx, response: Response) -> Health:
     """Whether the API and the queue answer, and how many workers are alive (no token)."""
     try:
@@ -56,7 +81,20 @@ def _urls(request: Request, job_id: str) -> tuple[str, str]:
     return status, str(request.url_for("task_stream", task_id=job_id))
 
 
-@router.post("/generate", response_model=Accepted, status_code=202)
+@router.post(
+    "/generate",
+    response_model=Accepted,
+    status_code=202,
+    responses={
+        400: _refusal("The body cannot be read (it is not UTF-8 text)."),
+        404: _refusal("No such model; the message names the known ones."),
+        422: _refusal(
+            "An invalid job: FastAPI's list of field errors, or one message about the job as a "
+            "whole (no prompt, both prompt and messages, a model file that is no GGUF).",
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        ),
+    },
+)
 def generate(body: GenerateRequest, request: Request, response: Response, ctx: Ctx) -> Accepted:
     """Queue one job; answers at once with its id and where to follow it."""
     fields = {**ctx.settings.job_defaults(), **body.model_dump(exclude_none=True)}
@@ -64,15 +102,18 @@ def generate(body: GenerateRequest, request: Request, response: Response, ctx: C
         fields["model"] = str(ctx.model_path(body.model))
     spec = JobSpec.model_validate(fields)
     origin = JobOrigin(via="api", model_name=body.model)
-    (job_id,) = ctx.submit([spec], [origin])
+    try:
+        (job_id,) = ctx.submit([spec], [origin])
+    except ValueError as exc:  # the model file is no GGUF, or a damaged one
+        raise ApiError(422, str(exc), param="model", code="invalid_model") from exc
     status_url, stream_url = _urls(request, job_id)
     response.headers["Location"] = status_url
     return Accepted(task_id=job_id, status_url=status_url, stream_url=stream_url)
 
 
 def _job(ctx: ApiContext, job_id: str, *, with_output: bool) -> Job:
-    if len(job_id) > 64:
-        raise UnknownJobError(job_id[:64] + "…")
+    if not JOB_ID.fullmatch(job_id):
+        raise UnknownJobError(job_id[:64] + ("…" if len(job_id) > 64 else ""))
     return ctx.client.get(job_id, with_output=with_output)
 
 
@@ -88,13 +129,15 @@ def list_tasks(
     return TaskPage(tasks=[TaskInfo.of(j) for j in jobs], total=total, offset=offset, limit=limit)
 
 
-@router.get("/tasks/{task_id}/status", response_model=TaskInfo, name="task_status")
+@router.get(
+    "/tasks/{task_id}/status", response_model=TaskInfo, name="task_status", responses=UNKNOWN_TASK
+)
 def task_status(task_id: str, ctx: Ctx) -> TaskInfo:
     """The job's state, with its result once it succeeded or its error once it failed."""
     return TaskInfo.of(_job(ctx, task_id, with_output=True))
 
 
-@router.get("/tasks/{task_id}/progress", response_model=Progress)
+@router.get("/tasks/{task_id}/progress", response_model=Progress, responses=UNKNOWN_TASK)
 def task_progress(task_id: str, ctx: Ctx) -> Progress:
     """Where the job is: queue position, loading, prompt tokens read, tokens generated, rate."""
     job = _job(ctx, task_id, with_output=False)
@@ -157,26 +200,42 @@ def progress_of(job: Job, latest: dict[str, Any]) -> Progress:
     name="task_stream",
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}},
-                     "description": "Server-Sent Events: progress, token, complete, error."}},
+                     "description": "Server-Sent Events: progress, token, complete, error."},
+               204: {"description": "The task has finished and no event follows Last-Event-ID "
+                                    "(an EventSource then stops reconnecting)."},
+               400: _refusal("Last-Event-ID is not an event id."), **UNKNOWN_TASK},
 )  # fmt: skip
 async def task_stream(
     task_id: str,
     ctx: Ctx,
     last_event_id: Annotated[str | None, Header(description="Resume after this event.")] = None,
-) -> EventSourceResponse:
-    """The job's events as Server-Sent Events: what it produced so far, then live, until its
-    current attempt ends. `progress`, `token`, `complete` and `error` events; each has an id,
-    so a client that reconnects with `Last-Event-ID` misses nothing and repeats nothing."""
+) -> Response:
+    """The job's events as Server-Sent Events: what its current attempt produced so far, then
+    live, until that attempt ends. `progress`, `token`, `complete` and `error` events; each
+    has an id, so a client that reconnects with `Last-Event-ID` misses nothing and repeats
+    nothing; 204 once the task has finished and nothing follows that id. Each event names its
+    attempt: a task whose worker was lost starts over as the next attempt, whose text replaces
+    the earlier one's."""
     after = last_event_id or "0-0"
     if not valid_stream_id(after):
         raise ApiError(400, f"Last-Event-ID {after[:50]!r} is not an event id of this stream",
                        param="Last-Event-ID")  # fmt: skip
-    await run_in_threadpool(_job, ctx, task_id, with_output=False)  # 404 before streaming
-    return EventSourceResponse(_sse(ctx, task_id, after), ping=15, send_timeout=30)
+    job = await run_in_threadpool(_job, ctx, task_id, with_output=False)  # 404 before streaming
+    if job.state.finished and not await has_events_after(ctx.aredis, task_id, after):
+        return Response(status_code=204)  # else a client resuming after the end waits forever
+    # From the start, a retried job's stream is its current attempt's: not the text of each.
+    first = job.attempt if last_event_id is None else 0
+    return EventSourceResponse(_sse(ctx, task_id, after, first), ping=15, send_timeout=30)
 
 
-async def _sse(ctx: ApiContext, job_id: str, after: str) -> AsyncIterator[dict[str, str]]:
+async def _sse(
+    ctx: ApiContext, job_id: str, after: str, first_attempt: int = 0
+) -> AsyncIterator[dict[str, str]]:
+    """The SSE messages of the job's events after `after`, from attempt `first_attempt` on,
+    until its current attempt ends."""
     async for event in job_events(ctx.aredis, job_id, after):
+        if 0 < event.attempt < first_attempt:
+            continue
         message = sse_message(event)
         if message is not None:
             yield message
@@ -219,7 +278,9 @@ def _message(kind: str, event_id: str, payload: dict[str, Any]) -> dict[str, str
     return {"event": kind, "id": event_id, "data": json.dumps(payload, ensure_ascii=False)}
 
 
-@router.post("/tasks/{task_id}/cancel", response_model=CancelResult)
+@router.post(
+    "/tasks/{task_id}/cancel", response_model=CancelResult, responses={**UNKNOWN_TASK, **CONFLICT}
+)
 def cancel_task(task_id: str, ctx: Ctx) -> CancelResult:
     """Cancel a queued job at once, or stop a running one within a token (its output kept)."""
     _job(ctx, task_id, with_output=False)
@@ -228,7 +289,10 @@ def cancel_task(task_id: str, ctx: Ctx) -> CancelResult:
     return CancelResult(task_id=task_id, cancel=result, status=TaskStatus.of(job.state))
 
 
-@router.post("/tasks/{task_id}/retry", response_model=RetryResult, status_code=202)
+@router.post(
+    "/tasks/{task_id}/retry", response_model=RetryResult, status_code=202,
+    responses={**UNKNOWN_TASK, **CONFLICT},
+)  # fmt: skip
 def retry_task(task_id: str, request: Request, ctx: Ctx) -> RetryResult:
     """Queue a finished job again as a new attempt (earlier attempts stay viewable)."""
     _job(ctx, task_id, with_output=False)

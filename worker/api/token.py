@@ -16,7 +16,7 @@ class TokenFile:
 
     def __init__(self, config_dir: Path) -> None:
         self.path = config_dir / TOKEN_FILE_NAME
-        self._cached: tuple[tuple[int, int], str] | None = None  # (mtime_ns, size), token
+        self._cached: tuple[tuple[int, int, int], str] | None = None  # file identity, token
 
     def read(self) -> str:
         """The current token, created on first use."""
@@ -24,7 +24,9 @@ class TokenFile:
             stat = self.path.stat()
         except FileNotFoundError:
             return self._write(secrets.token_urlsafe(32), replace=False)
-        key = (stat.st_mtime_ns, stat.st_size)
+        # A rotation replaces the file (a new inode): two within one tick of the file
+        # system's clock have the same mtime and size, but never the same inode.
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, self.path.read_text(encoding="ascii").strip())
         return self._cached[1]
