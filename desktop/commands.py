@@ -24,7 +24,9 @@ from desktop.window.settingsdialog import SettingsDialog
 from worker.jobs.job import FINISHED_STATES, JobState
 from worker.jobs.spec import JobSpec
 from worker.modelfile.info import read_model_info
-from worker.settings import Settings
+from worker.settings import DEFAULT_HTTP_PORT, Settings
+
+API_PORT = "api_port"  # the HTTP API's last port, offered again when it is turned back on
 
 
 class Commands(QObject):
@@ -194,13 +196,18 @@ class Commands(QObject):
             self.settings_dialog.close()
             self.settings_dialog.deleteLater()
         restart = self.supervisor is not None and self.supervisor.worker_running
-        dialog = SettingsDialog(self.settings, restart, self.window)
+        api = self.supervisor.api_status if self.supervisor is not None else None
+        port = self.ui.text(API_PORT)
+        last = int(port) if port.isdigit() and 0 < int(port) < 65_536 else DEFAULT_HTTP_PORT
+        dialog = SettingsDialog(self.settings, restart, self.window, api_status=api, api_port=last)
         dialog.saved.connect(self.apply_settings)
         dialog.restart_worker_requested.connect(self.restart_worker)
         self.settings_dialog = dialog
         dialog.open()
 
     def apply_settings(self, settings: Settings) -> None:
+        if self.settings.http_port:
+            self.ui.set_text(API_PORT, str(self.settings.http_port))
         self.settings = settings
         self.window.apply_settings(settings)
         self.settings_changed.emit(settings)

@@ -11,11 +11,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.commands import Commands
 from desktop.common.icons import retint
+from desktop.jobs.batches import summarize
 from desktop.jobs.model import JobsModel
 from desktop.jobs.row import JobRow
 from desktop.services.clientpool import ClientPool
 from desktop.services.following import JobFollowing
-from desktop.services.readers import Batch, QueueReader
+from desktop.services.httpapi import ApiState, ApiStatus
+from desktop.services.readers import Changes, QueueReader
 from desktop.services.supervisor import Supervisor
 from desktop.services.tasks import TaskGroup
 from desktop.services.uistate import UiState
@@ -26,6 +28,7 @@ from worker.engine.hardware import gpu_memory
 from worker.hosting.children import ChildOutcome
 from worker.hosting.server import ServerError
 from worker.jobs.job import FINISHED_STATES
+from worker.queue.batch_keeper import BatchKeeper
 from worker.queue.connection import QueueAddress, QueueUnavailable
 from worker.queue.events import Event
 from worker.settings import Settings
@@ -66,10 +69,12 @@ class Controller(QObject):
         )  # fmt: skip
         self.address = address
         self.reader: QueueReader | None = None
+        self.keeper: BatchKeeper | None = None
         self._reachable = False
         self._paused = False
         self._loaded = False
         self._select_pending: str | None = None
+        self._batch_ends: dict[str, str] = {}  # batch id -> how it ended, as announced
         self._status_busy = False
         self._quitting = False
         self._done = asyncio.Event()
@@ -102,7 +107,11 @@ class Controller(QObject):
         self.tray.pause_requested.connect(lambda p: self.tasks.spawn(c.set_paused(p), "Pause"))
         self.tray.quit_requested.connect(self.request_quit)
         self.tray.job_requested.connect(self.open_job)
+        self.tray.batch_requested.connect(self.open_batch)
         self.notifier.notified.connect(lambda title, text, _: self.show_message(f"{text}"))
+        self.notifier.batch_notified.connect(
+            lambda title, text, _: self.show_message(f"{title}: {text}")
+        )
         self.following.loaded.connect(w.show_job)
         self.following.events.connect(w.show_job_events)
         self.following.changed.connect(w.show_job_changed)
@@ -110,6 +119,8 @@ class Controller(QObject):
         if self.supervisor is not None:
             self.supervisor.message.connect(self.show_message)
             self.supervisor.worker_exited.connect(self._on_worker_exited)
+            self.supervisor.api_changed.connect(w.set_api_status)
+            self.supervisor.api_changed.connect(self._keep_batches)
 
     def _restore_models(self) -> None:
         models = self.ui.recent_models()
@@ -146,12 +157,21 @@ class Controller(QObject):
         reader = QueueReader(address, self.settings)
         reader.connection_changed.connect(self._on_connection)
         reader.snapshot.connect(self._on_snapshot)
-        reader.changed.connect(self._on_batch)
+        reader.changed.connect(self._on_changes)
         self.reader = reader
         reader.start()
+        if self.supervisor is not None:
+            self.tasks.spawn(self._start_api(self.supervisor), "HTTP API")
+        else:
+            self._keep_batches(None)
         self._tick.start()
         self._status.start()
         self.tasks.spawn(self.refresh_status(), "status")
+
+    async def _start_api(self, supervisor: Supervisor) -> None:
+        """The HTTP API beside the worker (once the stream is read: its announcement is seen);
+        the app keeps the batches moving itself while it runs none."""
+        self._keep_batches(await supervisor.start_api())
 
     def request_quit(self) -> None:
         if not self._quitting:
@@ -174,6 +194,9 @@ class Controller(QObject):
                 self.reader.deleteLater()
                 self.reader = None
             await self.following.close(self.pool.run)
+            if self.keeper is not None:
+                keeper, self.keeper = self.keeper, None
+                await self.pool.run(keeper.stop)
             if self.supervisor is not None:
                 await self.supervisor.shutdown()
         finally:
@@ -200,6 +223,22 @@ class Controller(QObject):
             self.request_quit()
 
     # --- queue events -----------------------------------------------------------------
+
+    def _keep_batches(self, api: ApiStatus | None) -> None:
+        """Batches move on (end, and say so) when someone settles them as their jobs end: the
+        HTTP API's process does. While no API of this home answers (it is off, refused or
+        down, or this window supervises nothing), the app settles them itself."""
+        wanted = (
+            not self._quitting
+            and self.address is not None
+            and (api is None or api.state is not ApiState.ready)
+        )
+        if wanted and self.keeper is None and self.address is not None:
+            self.keeper = BatchKeeper(self.address, self.settings)
+            self.keeper.start()
+        elif not wanted and self.keeper is not None:
+            keeper, self.keeper = self.keeper, None
+            self.tasks.spawn(self.pool.run(keeper.stop), "Batches")
 
     def _on_connection(self, reachable: bool, reason: str) -> None:
         self._reachable = reachable
@@ -228,21 +267,23 @@ class Controller(QObject):
             self.ready.emit()
         self._select_if_listed()
 
-    def _on_batch(self, batch: Batch) -> None:
-        self.jobs.apply_progress(batch.progress)
-        if batch.rows:
-            self.jobs.upsert(batch.rows)
-        if batch.removed:
-            self.jobs.remove(batch.removed)
-        if batch.positions is not None:
-            self.jobs.apply_positions(batch.positions)
-        for event in batch.states:
+    def _on_changes(self, changes: Changes) -> None:
+        self.jobs.apply_progress(changes.progress)
+        if changes.rows:
+            self.jobs.upsert(changes.rows)
+        if changes.removed:
+            self.jobs.remove(changes.removed)
+        if changes.positions is not None:
+            self.jobs.apply_positions(changes.positions)
+        for event in changes.states:
             self._notify(event)
-        if batch.paused is not None:
-            self._set_paused(batch.paused)
-        if batch.workers_changed or batch.states:
+        for event in changes.announcements:
+            self._announced(event)
+        if changes.paused is not None:
+            self._set_paused(changes.paused)
+        if changes.workers_changed or changes.states:
             self.tasks.spawn(self.refresh_status(), "status")  # e.g. a model just loaded
-        if batch.rows or batch.removed:
+        if changes.rows or changes.removed:
             self._schedule_counts()
         self._select_if_listed()
 
@@ -252,7 +293,20 @@ class Controller(QObject):
             return
         row = self.jobs.job(event.job_id)
         title = row.title if row is not None else event.job_id
-        self.notifier.job_finished(event.job_id, title, state, event.data.get("error") or None)
+        error = event.data.get("error") or None
+        batch = row.batch if row is not None else None
+        self.notifier.job_finished(event.job_id, title, state, error, batch)
+
+    def _announced(self, event: Event) -> None:
+        """An HTTP API that listens, or a batch that ended."""
+        if event.type == "api" and self.supervisor is not None:
+            self.supervisor.note_event(event)
+        elif event.type == "batch" and (batch := str(event.data.get("batch") or "")):
+            state = str(event.data.get("state") or "")
+            self._batch_ends[batch] = state
+            counts = event.data.get("counts")
+            self.notifier.batch_finished(batch, state, counts if isinstance(counts, dict) else {})
+            self._schedule_counts()
 
     def _set_paused(self, paused: bool) -> None:
         self._paused = paused
@@ -268,6 +322,7 @@ class Controller(QObject):
     def _update_counts(self) -> None:
         counts = self.jobs.counts()
         self.window.update_counts(counts)
+        self.window.update_batches(summarize(self.jobs.batch_counts(), self._batch_ends))
         self.tray.update_state(counts, self._paused, self._reachable)
 
     def _on_worker_exited(self, outcome: ChildOutcome) -> None:
@@ -286,6 +341,7 @@ class Controller(QObject):
             note = ""
             if self.supervisor is not None:
                 await self.supervisor.check_hung(workers)
+                await self.supervisor.check_api()
                 if not workers:
                     note = "starting a worker…" if self.supervisor.worker_running else ""
                     if self._reachable:
@@ -310,6 +366,12 @@ class Controller(QObject):
         if job_id:
             self.window.select_job(job_id)
 
+    def open_batch(self, batch_id: str) -> None:
+        """Bring the window up listing the batch's jobs (a clicked notification)."""
+        self.window.bring_to_front()
+        if batch_id:
+            self.window.show_batch(batch_id)
+
     def _select_when_listed(self, job_id: str) -> None:
         self._select_pending = job_id
         self._select_if_listed()
@@ -331,4 +393,4 @@ class Controller(QObject):
         self.pool.settings = self.following.settings = settings
         self.notifier.enabled = settings.notifications
         if self.supervisor is not None:
-            self.supervisor.settings = settings
+            self.tasks.spawn(self.supervisor.apply_settings(settings), "HTTP API")

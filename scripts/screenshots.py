@@ -4,15 +4,17 @@
 
 Needs ../shared/models/stories260K.gguf for readable text. Writes main-window.png
 (1280x800), main-window-dark.png, small-screen.png (1024x640), welcome.png,
-drop-overlay.png, drop-summary.png and settings.png.
+drop-overlay.png, drop-summary.png, batches.png and settings.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +27,11 @@ import qasync
 from desktop.app import make_application
 from desktop.common.theme import dark_palette
 from desktop.controller import Controller
-from desktop.window.settingsdialog import SettingsDialog
-from worker.jobs.job import JobState
+from desktop.services.httpapi import ApiState
+from worker.jobs.job import JobOrigin, JobState
 from worker.jobs.spec import JobSpec
-from worker.testing.harness import Queue, temp_queue
+from worker.settings import DEFAULT_HTTP_PORT
+from worker.testing.harness import Queue, free_port, temp_queue
 
 STORIES = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K.gguf"
 PROMPTS = {
@@ -84,6 +87,14 @@ async def save(widget: Any, path: Path) -> None:
     print(f"wrote {path} ({widget.width()}x{widget.height()})")
 
 
+def batch_line(n: int, text: str, **body: Any) -> str:
+    """A line of an OpenAI batch file: a chat completion with the model the editor has."""
+    request = {"model": "default", "messages": [{"role": "user", "content": text}],
+               "max_tokens": 60, **body}  # fmt: skip
+    line = {"custom_id": f"request-{n}", "method": "POST", "url": "/v1/chat/completions"}
+    return json.dumps({**line, "body": request})
+
+
 def drop_folder(root: Path) -> list[Path]:
     (root / "prompts" / "more").mkdir(parents=True)
     (root / "prompts" / "story.txt").write_text("Once upon a time", encoding="utf-8")
@@ -94,15 +105,50 @@ def drop_folder(root: Path) -> list[Path]:
     (root / "prompts" / "half.jsonl").write_text('{"prompt": "ok"}\n{"tokens": 3}\n', "utf-8")
     (root / "photo.png").write_bytes(b"\x89PNG")
     (root / "empty.md").write_text("\n", encoding="utf-8")
-    return [root / "prompts", root / "photo.png", root / "empty.md"]
+    lines = [batch_line(n, f"Summarise story {n}.") for n in range(1, 5)]
+    (root / "requests.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bad = [lines[0], batch_line(2, "Hi", temperature=9), lines[1].replace("request-2", "request-1")]
+    (root / "bad-requests.jsonl").write_text("\n".join(bad) + "\n", encoding="utf-8")
+    names = ["prompts", "photo.png", "empty.md", "requests.jsonl", "bad-requests.jsonl"]
+    return [root / name for name in names]
+
+
+BATCH_PROMPTS = [
+    "Summarise: the fox found a warm den before the snow came.",
+    "Summarise: Lily and her mom baked a cake for grandpa.",
+    "Summarise: the boat was small but the sea was calm.",
+    "Summarise: Tim shared his toys with the new boy.",
+    "Summarise: a bird built a nest in the old tree.",
+    "Summarise: the dog waited by the door all day.",
+]
+
+
+async def batch_scene(desk: Controller, queue: Queue, out: Path) -> None:
+    """Jobs of a batch (as the HTTP API's batches make them), the window filtered to it."""
+    batch = "batch_6f3a2b9c0d1e4f5a6b7c8d9e"
+    specs = [JobSpec(model=str(STORIES), prompt=p, max_tokens=80, seed=n)
+             for n, p in enumerate(BATCH_PROMPTS)]  # fmt: skip
+    origins = [JobOrigin(via="batch", batch=batch, custom_id=f"request-{n + 1}")
+               for n in range(len(specs))]  # fmt: skip
+    ids = queue.client.submit(specs, origins)
+    await until(lambda: all((r := desk.jobs.job(i)) and r.state.finished for i in ids))
+    window = desk.window
+    await until(lambda: window.filter.batch.count() > 1)
+    window.show_batch(batch)
+    window.select_job(ids[1])
+    await until(lambda: window.detail.job_id == ids[1] and bool(window.detail.output_text()))
+    await save(window, out / "batches.png")
+    window.filter.choose_batch(None)
 
 
 async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
-    desk = Controller(queue.settings, address=queue.address)
+    desk = Controller(queue.settings)  # attaches to the queue's server and worker; starts the API
     await desk.start()
     window = desk.window
     window.resize(1280, 800)
     await until(lambda: desk._loaded)
+    api = desk.supervisor
+    await until(lambda: api is not None and api.api_status.state is ApiState.ready)
     await save(window, out / "welcome.png")
 
     desk.commands.choose_model(str(STORIES))
@@ -149,20 +195,37 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
     await save(window, out / "main-window-dark.png")
     app.setPalette(light)
 
+    await batch_scene(desk, queue, out)
+    await dialogs_scene(desk, out, home)
+    await desk.shutdown()
+
+
+async def dialogs_scene(desk: Controller, out: Path, home: Path) -> None:
+    """The drop overlay and summary, and the settings dialog."""
+    window = desk.window
     paths = drop_folder(home / "dropped")
     window.overlay.show_over_parent()  # what a file drag over the window shows
     await save(window, out / "drop-overlay.png")
     window.overlay.hide()
     await desk.commands.drop(paths)
-    assert desk.window.drop_summary is not None
-    await save(desk.window.drop_summary, out / "drop-summary.png")
-    desk.window.drop_summary.close()
-
-    dialog = SettingsDialog(desk.settings, can_restart_worker=True, parent=window)
-    dialog.show()
+    assert window.drop_summary is not None
+    await save(window.drop_summary, out / "drop-summary.png")
+    window.drop_summary.close()
+    desk.commands.open_settings()
+    dialog = desk.commands.settings_dialog
+    assert dialog is not None
     await save(dialog, out / "settings.png")
     dialog.close()
-    await desk.shutdown()
+
+
+def api_port() -> int:
+    """The API's default port when it is free here (as the pictures show it), else another."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_HTTP_PORT))
+        except OSError:
+            return free_port()
+    return DEFAULT_HTTP_PORT
 
 
 def main() -> None:
@@ -170,6 +233,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMPTSPOOL_HTTP_PORT"] = str(api_port())
     with temp_queue(env={"PROMPTSPOOL_N_CTX": "2048"}, prefix="ps-s-") as queue:
         os.environ["PROMPTSPOOL_HOME"] = str(queue.home)
         app = make_application()

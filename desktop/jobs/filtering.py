@@ -1,4 +1,4 @@
-"""Sorting, the state filter and the search text over the jobs model."""
+"""Sorting, the state and batch filters and the search text over the jobs model."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from worker.jobs.job import JobState
 
 
 class JobsFilter(QSortFilterProxyModel):
-    """Shows the jobs in the chosen states whose title, id, model or error contain the text."""
+    """Shows the jobs in the chosen states (and batch) whose title, id, model, error or batch
+    contain the text."""
 
     def __init__(self, source: JobsModel, parent: Any = None) -> None:
         super().__init__(parent)
         self._jobs = source
         self._states: frozenset[JobState] | None = None
         self._needle = ""
+        self._batch: str | None = None
         self.setSourceModel(source)
         self.setSortRole(Role.SORT)
         self.setDynamicSortFilter(True)
@@ -35,8 +37,19 @@ class JobsFilter(QSortFilterProxyModel):
             self._states = wanted
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    @property
+    def batch(self) -> str | None:
+        return self._batch
+
+    def set_batch(self, batch: str | None) -> None:
+        """Show only this batch's jobs (None: every job)."""
+        if batch != self._batch:
+            self.beginFilterChange()
+            self._batch = batch
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
     def set_search(self, text: str) -> None:
-        """Show only jobs whose title, id, model or error contain the text (any case)."""
+        """Show only jobs whose title, id, model, error or batch contain the text (any case)."""
         needle = text.strip().casefold()
         if needle != self._needle:
             self.beginFilterChange()
@@ -48,6 +61,8 @@ class JobsFilter(QSortFilterProxyModel):
     ) -> bool:
         row = self._jobs.row_at(source_row)
         if self._states is not None and row.state not in self._states:
+            return False
+        if self._batch is not None and row.batch != self._batch:
             return False
         return not self._needle or self._needle in row.search_text
 

@@ -18,6 +18,7 @@ from PySide6.QtCore import (
 
 from desktop.common import formatting
 from desktop.common.icons import state_icon
+from desktop.jobs.batches import short_id
 from desktop.jobs.row import JobRow
 from worker.jobs.job import JobState
 from worker.queue.events import Event
@@ -31,17 +32,19 @@ NO_POSITION = 1 << 40
 class Column(IntEnum):
     STATE = 0
     TITLE = 1
-    MODEL = 2
-    PROGRESS = 3
-    TPS = 4
-    POSITION = 5
-    CREATED = 6
-    DURATION = 7
+    BATCH = 2
+    MODEL = 3
+    PROGRESS = 4
+    TPS = 5
+    POSITION = 6
+    CREATED = 7
+    DURATION = 8
 
 
 HEADERS = {
     Column.STATE: "State",
     Column.TITLE: "Title",
+    Column.BATCH: "Batch",
     Column.MODEL: "Model",
     Column.PROGRESS: "Progress",
     Column.TPS: "Tok/s",
@@ -50,6 +53,7 @@ HEADERS = {
     Column.DURATION: "Duration",
 }
 HEADER_TIPS = {
+    Column.BATCH: "The batch the job belongs to (its id's start), and its line's custom_id",
     Column.PROGRESS: "Prompt processing, then tokens generated of the maximum",
     Column.TPS: "Tokens generated per second",
     Column.POSITION: "Position in the queue (1 runs next)",
@@ -131,6 +135,10 @@ class JobsModel(QAbstractTableModel):
             return row.state.value
         if column == Column.TITLE:
             return row.title
+        if column == Column.BATCH:
+            if not row.batch:
+                return ""
+            return f"{short_id(row.batch)} · {row.custom_id}" if row.custom_id else row.batch
         if column == Column.MODEL:
             return row.model
         if column == Column.PROGRESS:
@@ -155,6 +163,8 @@ class JobsModel(QAbstractTableModel):
             return STATE_ORDER[row.state]
         if column == Column.TITLE:
             return row.title.casefold()
+        if column == Column.BATCH:
+            return row.batch or ""  # the sort is stable: a batch's jobs stay in order
         if column == Column.MODEL:
             return row.model.casefold()
         if column == Column.PROGRESS:
@@ -173,6 +183,9 @@ class JobsModel(QAbstractTableModel):
         if column in (Column.STATE, Column.TITLE):
             text = f"{row.title}\n{row.state.value} · attempt {row.attempt} · {row.id}"
             return text + (f"\n{row.error}" if row.error else "")
+        if column == Column.BATCH and row.batch:
+            line = f"\nline {row.custom_id}" if row.custom_id else ""
+            return f"batch {row.batch}{line}"
         if column == Column.PROGRESS and row.eta and not row.state.finished:
             return f"about {formatting.duration(row.eta)} left"
         return None
@@ -195,6 +208,14 @@ class JobsModel(QAbstractTableModel):
 
     def counts(self) -> Counter[JobState]:
         return Counter(row.state for row in self._rows)
+
+    def batch_counts(self) -> dict[str, Counter[JobState]]:
+        """Each batch's jobs by state, in the order of the batches' first jobs."""
+        batches: dict[str, Counter[JobState]] = {}
+        for row in self._rows:
+            if row.batch:
+                batches.setdefault(row.batch, Counter())[row.state] += 1
+        return batches
 
     # --- changes ----------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class JobRow:
     total: int = 0
     tps: float | None = None
     eta: float | None = None
+    batch: str | None = None  # the batch the job belongs to
+    custom_id: str | None = None  # its line's custom_id in that batch
 
     @classmethod
     def from_job(cls, job: Job) -> JobRow:
@@ -44,6 +46,7 @@ class JobRow:
             done, total = job.completion_tokens, job.spec.max_tokens
             if job.state is JobState.succeeded:
                 total = max(done, 1)
+        origin = job.origin
         return cls(
             id=job.id,
             seq=job.seq,
@@ -63,6 +66,8 @@ class JobRow:
             done=done,
             total=total,
             tps=job.tokens_per_second,
+            batch=origin.batch if origin is not None else None,
+            custom_id=origin.custom_id if origin is not None else None,
         )
 
     def merged(self, newer: JobRow) -> JobRow:
@@ -117,4 +122,5 @@ class JobRow:
 
     @property
     def search_text(self) -> str:
-        return f"{self.title}\n{self.id}\n{self.model}\n{self.error or ''}".casefold()
+        batch = f"{self.batch}\n{self.custom_id or ''}" if self.batch else ""
+        return f"{self.title}\n{self.id}\n{self.model}\n{self.error or ''}\n{batch}".casefold()

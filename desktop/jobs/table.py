@@ -12,6 +12,7 @@ from desktop.jobs.progress import ProgressDelegate
 
 WIDTHS = {
     Column.STATE: 100,
+    Column.BATCH: 150,
     Column.MODEL: 112,
     Column.PROGRESS: 140,
     Column.TPS: 64,
@@ -19,8 +20,9 @@ WIDTHS = {
     Column.CREATED: 70,
     Column.DURATION: 68,
 }
-# Columns hidden below a table width, so the title keeps room on small screens.
-NARROW = ((Column.CREATED, 720), (Column.MODEL, 620))
+# Columns hidden (in this order) when the title would get less than TITLE_MIN pixels.
+NARROW = (Column.CREATED, Column.MODEL, Column.BATCH)
+TITLE_MIN = 130
 
 
 class JobsTable(QTableView):
@@ -58,6 +60,8 @@ class JobsTable(QTableView):
         for column, width in WIDTHS.items():
             header.resizeSection(column, width)
         self.setSortingEnabled(True)
+        self.has_batches = False  # the batch column shows only while some job has a batch
+        self._hide_columns(self.width())
         self.placeholder = "No jobs yet. Write a prompt below, or drop prompt files on the window."
         selection = self.selectionModel()
         selection.currentRowChanged.connect(self._on_current)
@@ -92,10 +96,28 @@ class JobsTable(QTableView):
         self.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
         return True
 
+    def show_batch_column(self, shown: bool) -> None:
+        if shown != self.has_batches:
+            self.has_batches = shown
+            self._hide_columns(self.width())
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        for column, width in NARROW:
-            self.setColumnHidden(column, event.size().width() < width)
+        self._hide_columns(event.size().width())
+
+    def _hide_columns(self, width: int) -> None:
+        """Show the columns that leave the title TITLE_MIN pixels of `width`."""
+        hidden = set() if self.has_batches else {Column.BATCH}
+        wanted = TITLE_MIN + sum(w for c, w in WIDTHS.items() if c not in hidden)
+        for column in NARROW:
+            if wanted <= width:
+                break
+            if column not in hidden:
+                hidden.add(column)
+                wanted -= WIDTHS[column]
+        for column in NARROW:
+            if (column in hidden) != self.isColumnHidden(column):
+                self.setColumnHidden(column, column in hidden)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)

@@ -5,12 +5,14 @@ Each runs on the client pool, never on the GUI thread; none touches a widget.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop.services.clientpool import ClientPool
-from desktop.services.drops import DropOutcome, plan_drop, submit_plan
+from desktop.services.drops import DropOutcome, plan_drop, queue_batch_file, submit_plan
+from worker.jobs.batchfile import split_batch_files
 from worker.jobs.export import export_text
 from worker.jobs.spec import JobSpec
 from worker.queue.client import JobClient
@@ -97,6 +99,17 @@ class JobActions:
         return await self.pool.call(lambda client: client.resume())
 
     async def drop(self, paths: list[Path], defaults: dict[str, object]) -> DropOutcome:
-        """Queue what the dropped files hold, whole files only; what was queued and refused."""
-        plan = await self.pool.run(plan_drop, paths, defaults)
-        return await self.pool.call(lambda client: submit_plan(plan, client.submit))
+        """Queue what the dropped files hold, whole files only; what was queued and refused.
+        Each OpenAI batch file (a .jsonl of custom_id/method/url/body lines) becomes a batch."""
+        batch_files, others = await self.pool.run(split_batch_files, paths)
+        outcome = DropOutcome()
+        if others:
+            plan = await self.pool.run(plan_drop, others, defaults)
+            outcome = await self.pool.call(lambda client: submit_plan(plan, client.submit))
+        limit = int(self.pool.settings.http_max_upload_mb * 1_000_000)
+        for item in batch_files:
+            queue = functools.partial(
+                queue_batch_file, item=item, defaults=defaults, max_bytes=limit
+            )
+            (await self.pool.call(queue)).add_to(outcome)
+        return outcome

@@ -1,4 +1,7 @@
-"""Dropped files and folders to jobs: load them, check their models, and say what was refused."""
+"""Dropped files and folders to jobs: load them, check their models, and say what was refused.
+
+An OpenAI batch file becomes a batch, or is refused with each bad line.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.jobs.batchfile import BatchFile
 from worker.jobs.intake import plan
 from worker.jobs.promptfiles import LoadResult, Refusal
 from worker.jobs.spec import JobSpec
+from worker.queue.batches import BatchBook
+from worker.queue.batches import queue_batch_file as queue_batch_file_in
+from worker.queue.client import JobClient
 
 NO_MODEL = "no model chosen: pick a GGUF model in the editor (or name one in the file)"
 
@@ -21,6 +28,8 @@ class DropOutcome:
     queued: list[tuple[Path, list[str]]] = field(default_factory=list)  # file, job ids
     refused: list[Refusal] = field(default_factory=list)
     error: str | None = None  # the queue refused the submission as a whole
+    batches: dict[Path, str] = field(default_factory=dict)  # a batch file -> its batch's id
+    bad_lines: dict[Path, list[str]] = field(default_factory=dict)  # a refused batch file's
 
     @property
     def job_ids(self) -> list[str]:
@@ -59,3 +68,34 @@ def submit_plan(plan: LoadResult, submit: Callable[[list[JobSpec]], list[str]]) 
         outcome.queued.append((source.path, ids[at : at + count]))
         at += count
     return outcome
+
+
+@dataclass(frozen=True)
+class BatchDrop:
+    """What became of one dropped OpenAI batch file: a batch, or each problem with it."""
+
+    path: Path
+    batch_id: str | None = None
+    job_ids: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "line 3 field 'body': ...", ...
+
+    def add_to(self, outcome: DropOutcome) -> None:
+        if self.batch_id is None:
+            count = len(self.problems)
+            reason = f"OpenAI batch file not queued: {count} problem{'s' if count != 1 else ''}"
+            outcome.refused.append(Refusal(self.path, reason))
+            outcome.bad_lines[self.path] = list(self.problems)
+        else:
+            outcome.queued.append((self.path, list(self.job_ids)))
+            outcome.batches[self.path] = self.batch_id
+
+
+def queue_batch_file(
+    client: JobClient, item: BatchFile, defaults: Mapping[str, Any], max_bytes: int
+) -> BatchDrop:
+    """Make the batch file a batch (its jobs queued in one step), or refuse it with each bad
+    line (number, field, reason), nothing queued. Blocking: run it on the client pool."""
+    queued = queue_batch_file_in(BatchBook(client), item, defaults, max_bytes)
+    if queued.batch is None:
+        return BatchDrop(item.path, problems=queued.problems)
+    return BatchDrop(item.path, queued.batch.id, queued.job_ids)

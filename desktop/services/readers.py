@@ -24,7 +24,7 @@ _ERRORS = (redis.RedisError, QueueUnavailable, OSError)
 
 
 @dataclass
-class Batch:
+class Changes:
     """One read of the global stream, with what it changed fetched from the ledger."""
 
     events: list[Event]
@@ -41,6 +41,11 @@ class Batch:
     @property
     def states(self) -> list[Event]:
         return [e for e in self.events if e.type == "state"]
+
+    @property
+    def announcements(self) -> list[Event]:
+        """News that is not about one job: an HTTP API listening, a batch that ended."""
+        return [e for e in self.events if e.type in ("api", "batch")]
 
 
 class _Reader(QThread):
@@ -92,11 +97,11 @@ class _Reader(QThread):
 
 
 class QueueReader(_Reader):
-    """Follows the global stream: a snapshot of every job on (re)connect, then batches."""
+    """Follows the global stream: a snapshot of every job on (re)connect, then its changes."""
 
     connection_changed = Signal(bool, str)  # reachable, why not
     snapshot = Signal(object, bool)  # list[JobRow], paused
-    changed = Signal(object)  # Batch
+    changed = Signal(object)  # Changes
 
     def __init__(self, address: QueueAddress, settings: Settings) -> None:
         super().__init__(address, settings)
@@ -115,7 +120,7 @@ class QueueReader(_Reader):
             events = client.read_global_events(last, block_ms=BLOCK_MS)
             if events:
                 last = events[-1].id
-                self.changed.emit(self._batch(client, events))
+                self.changed.emit(self._changes(client, events))
         return True
 
     def _lost(self, exc: BaseException) -> None:
@@ -125,23 +130,23 @@ class QueueReader(_Reader):
             self.connection_changed.emit(False, _reason(exc))
 
     @staticmethod
-    def _batch(client: JobClient, events: list[Event]) -> Batch:
-        batch = Batch(events)
+    def _changes(client: JobClient, events: list[Event]) -> Changes:
+        changes = Changes(events)
         changed: dict[str, None] = {}
         for event in events:
             if event.type in ("state", "cancel_requested"):
                 changed[event.job_id] = None
             elif event.type == "forgotten":
-                batch.removed.append(event.job_id)
+                changes.removed.append(event.job_id)
             elif event.type == "queue":
-                batch.paused = event.data.get("state") == "paused"
+                changes.paused = event.data.get("state") == "paused"
             elif event.type == "worker":
-                batch.workers_changed = True
+                changes.workers_changed = True
         if changed:
-            batch.rows = [JobRow.from_job(job) for job in client.get_many(changed)]
-        if changed or batch.removed:
-            batch.positions = client.queue_positions()
-        return batch
+            changes.rows = [JobRow.from_job(job) for job in client.get_many(changed)]
+        if changed or changes.removed:
+            changes.positions = client.queue_positions()
+        return changes
 
 
 class JobFollower(_Reader):

@@ -1,37 +1,41 @@
-"""Owns the processes the app starts: the bundled server and a worker, restarted when it dies."""
+"""Owns the processes the app starts: the bundled server, a worker and the HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QIODevice, QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, Signal
 
+from desktop.services.childprocess import ChildProcess
 from desktop.services.clientpool import ClientPool
+from desktop.services.httpapi import ApiState, ApiStatus, api_changed, planned_status
 from worker.hosting.children import (
     HUNG_REASON,
-    STOP_TIMEOUT_S,
     ChildOutcome,
     HungWorkerWatch,
     RestartBackoff,
-    worker_command,
+    worker_env,
 )
 from worker.hosting.server import BundledServer, ServerError
 from worker.queue.connection import QueueAddress
+from worker.queue.events import Event
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Supervisor(QObject):
-    """Attach to a running queue or start one; keep one worker alive; stop only what it started."""
+    """Attach to a running queue or start one; keep one worker and the HTTP API alive; stop
+    only what it started."""
 
     message = Signal(str)  # for the status bar: what happened to the processes
     worker_started = Signal(int)  # pid
     worker_exited = Signal(object)  # ChildOutcome
+    api_changed = Signal(object)  # ApiStatus
     stopped = Signal()
 
     def __init__(
@@ -49,14 +53,20 @@ class Supervisor(QObject):
         self._hung = HungWorkerWatch(settings.heartbeat_ttl, watch_interval_s)
         self.address: QueueAddress | None = None
         self.server: BundledServer | None = None
-        self.process: QProcess | None = None
-        self.outcomes: list[ChildOutcome] = []
-        self._started_at = 0.0
-        self._backoff = RestartBackoff()
+        self.worker = ChildProcess(
+            "worker", "worker", lambda: self._log("worker.log"), self._child_env, self
+        )
+        self.worker.started.connect(self.worker_started)
+        self.worker.exited.connect(self.worker_exited)
+        self.worker.message.connect(self.message)
+        self.api = ChildProcess(
+            "HTTP API", "api", lambda: self._log("api.log"), self._api_env, self
+        )
+        self.api.started.connect(self._on_api_started)
+        self.api.exited.connect(self._on_api_exited)
+        self.api.message.connect(self.message)
+        self.api_status = ApiStatus(ApiState.off)
         self._recovering = False
-        self._restart = QTimer(self)
-        self._restart.setSingleShot(True)
-        self._restart.timeout.connect(self.start_worker)
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -66,18 +76,47 @@ class Supervisor(QObject):
     def owns_server(self) -> bool:
         return self.server is not None and self.server.owned
 
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def process(self) -> QProcess | None:
+        """Our worker's process (the last one started)."""
+        return self.worker.process
+
+    @property
+    def outcomes(self) -> list[ChildOutcome]:
+        return self.worker.outcomes
+
     @property
     def worker_running(self) -> bool:
-        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+        return self.worker.running
 
     @property
     def worker_pid(self) -> int | None:
-        if self.process is None:
+        return self.worker.pid
+
+    def _log(self, name: str) -> Path:
+        return self.settings.paths.ensure().logs / name
+
+    def _child_env(self) -> dict[str, str] | None:
+        """A child's environment: the queue's URL (never on argv) and this app's home."""
+        if self._stopping or self.address is None:
             return None
-        return int(self.process.processId()) or None
+        env = worker_env(self.address.celery_url)
+        if self.settings.home is not None:
+            env["PROMPTSPOOL_HOME"] = str(self.settings.home)
+        return env
+
+    def _api_env(self) -> dict[str, str] | None:
+        env = self._child_env()
+        if env is not None:  # the port as set in the window, over a stale environment
+            env["PROMPTSPOOL_HTTP_PORT"] = str(self.settings.http_port)
+        return env
 
     async def start(self) -> QueueAddress:
-        """The queue's address: an external URL, or the bundled server (attached or started)."""
+        """The queue's address: an external URL, or the bundled server (attached or started).
+        Starts a worker if none is alive (the HTTP API: `start_api`)."""
         if self.settings.redis_url:
             self.address = QueueAddress.from_url(self.settings.redis_url)
         else:
@@ -121,41 +160,19 @@ class Supervisor(QObject):
 
     def ensure_worker(self) -> None:
         """Start a worker unless ours runs or is about to restart."""
-        if not (self._stopping or self.worker_running or self._restart.isActive()):
-            self.start_worker()
+        if not self._stopping:
+            self.worker.ensure()
 
     def start_worker(self) -> None:
-        if self._stopping or self.worker_running or self.address is None:
-            return
-        program, *args = worker_command()
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PROMPTSPOOL_REDIS_URL", self.address.celery_url)  # never on argv
-        process.setProcessEnvironment(env)
-        paths = self.settings.paths.ensure()
-        log_file = str(paths.logs / "worker.log")
-        process.setStandardOutputFile(log_file, QIODevice.OpenModeFlag.Append)
-        process.setStandardErrorFile(log_file, QIODevice.OpenModeFlag.Append)
-        process.finished.connect(self._on_finished)
-        process.errorOccurred.connect(self._on_error)
-        self.process = process
-        self._started_at = time.monotonic()
-        process.started.connect(self._on_started)
-        process.start(program, args)
-
-    def _on_started(self) -> None:
-        if self.process is not None and self.sender() is self.process:
-            pid = int(self.process.processId())
-            log.info("started worker pid %d", pid)
-            self.worker_started.emit(pid)
-            self.message.emit(f"started a worker (pid {pid})")
+        if not self._stopping:
+            self.worker.start()
 
     async def check_hung(self, workers: list[dict[str, Any]]) -> None:
         """Replace our worker if it stopped answering (hung, or stopped: SIGSTOP, a debugger):
         kill it and queue its jobs again; it then restarts as a worker that died does.
         `workers`: the live workers' info, as just read (ours is found in it by its pid)."""
         pid, process = self.worker_pid, self.process
-        if self._stopping or pid is None or process is None or not self.worker_running:
+        if self._stopping or pid is None or process is None:
             return
         worker_id = await self.pool.call(
             lambda client: self._hung.check(
@@ -165,79 +182,100 @@ class Supervisor(QObject):
         if worker_id is None or process is not self.process:
             return
         self.message.emit(self._hung.verdict(pid))
-        process.kill()  # a stopped process cannot take SIGTERM
+        self.worker.kill()  # a stopped process cannot take SIGTERM
         await self.pool.call(lambda client: client.take_back_jobs(worker_id, HUNG_REASON))
 
     def restart_worker(self) -> None:
         """Stop our worker gracefully (its running job goes back to the queue); it restarts."""
-        if self.process is not None and self.worker_running:
-            self._backoff.reset(0.0)
-            self.process.terminate()
+        self.worker.restart()
 
-    # --- deaths -----------------------------------------------------------------------
+    # --- the HTTP API -----------------------------------------------------------------
 
-    def _on_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            program = " ".join(worker_command())
-            self.message.emit(f"the worker could not start ({program}); see the worker log")
-            self._schedule_restart()
+    async def start_api(self) -> ApiStatus:
+        """Start the HTTP API unless the settings turn it off or would expose it without TLS
+        (said in the status bar), or another process of this home serves it already."""
+        if self._stopping or self.address is None:
+            return self.api_status
+        status = await self.pool.run(planned_status, self.settings, self.api.pid)
+        if self.stopping():  # a quit came meanwhile
+            return self.api_status
+        if status != self.api_status and status.state is ApiState.refused:
+            self.message.emit(f"the HTTP API was not started: {status.detail}")
+        elif status != self.api_status and status.state is ApiState.ready:
+            self.message.emit(f"the HTTP API of this queue answers at {status.url}")
+        if status.state is ApiState.starting:
+            if self.api.running:
+                return self.api_status
+            self.api.start()
+        elif self.api.wanted:  # off or refused now: ours stops
+            await self.api.stop()
+        self._set_api(status)
+        return status
 
-    def _on_finished(self, exit_code: int, status: QProcess.ExitStatus) -> None:
-        process = self.sender()
-        if process is not self.process:
+    async def apply_settings(self, settings: Settings) -> None:
+        """Take new settings; the HTTP API starts again (or stops) when its own changed."""
+        old, self.settings = self.settings, settings
+        if self._stopping or self.address is None or not api_changed(old, settings):
             return
-        outcome = ChildOutcome(
-            int(exit_code),
-            status == QProcess.ExitStatus.CrashExit,
-            time.monotonic() - self._started_at,
-        )
-        self.outcomes.append(outcome)
-        self.worker_exited.emit(outcome)
-        log.warning("%s", outcome)
-        if self._stopping:
+        if not self.api_status.owned and settings.http_port != 0:
+            self.message.emit(
+                f"the HTTP API runs in another process ({self.api_status.detail}); "
+                "it takes the new settings when it starts again"
+            )
             return
-        self._schedule_restart(outcome)
+        if self.api.running:
+            await self.api.stop(timeout=10)
+        await self.start_api()
 
-    def _schedule_restart(self, outcome: ChildOutcome | None = None) -> None:
-        if self._stopping:
+    async def check_api(self) -> None:
+        """Call now and then: an API run by another process (a `serve`) that has gone is
+        replaced by ours; ours that listens but whose announcement was missed (it came before
+        the app read the stream) is shown as ready."""
+        status = self.api_status
+        if status.state is ApiState.ready and not status.owned:
+            await self.start_api()
+        elif status.state is ApiState.starting and self.api.running:
+            from worker.api.info import read_api_info
+
+            info = await self.pool.run(read_api_info, self.settings)
+            if info is not None and info.get("pid") == self.api.pid and self.api.running:
+                self._set_api(ApiStatus(ApiState.ready, str(info["url"])))
+
+    def note_event(self, event: Event) -> None:
+        """An 'api' event from the queue's global stream: an API announced where it listens."""
+        if event.type != "api" or event.data.get("state") != "ready" or self._stopping:
             return
-        delay = self._backoff.delay(outcome.lived_s if outcome is not None else None)
-        what = str(outcome) if outcome is not None else "the worker did not start"
-        self.message.emit(f"{what}; restarting it in {delay:.1f} s")
-        self._restart.start(int(delay * 1000))
+        if self.api.running or not self.api_status.owned:
+            url = str(event.data.get("url") or self.api_status.url)
+            self._set_api(ApiStatus(ApiState.ready, url, self.api_status.detail,
+                                    self.api_status.owned))  # fmt: skip
+
+    def _on_api_started(self, _pid: int) -> None:
+        if self.api_status.state is not ApiState.starting:
+            self._set_api(ApiStatus(ApiState.starting, self.api_status.url))
+
+    def _on_api_exited(self, outcome: ChildOutcome) -> None:
+        if self.api.wanted and not self._stopping:
+            self._set_api(ApiStatus(ApiState.down, self.api_status.url, self.api.last_words))
+
+    def _set_api(self, status: ApiStatus) -> None:
+        if status != self.api_status:
+            self.api_status = status
+            self.api_changed.emit(status)
 
     # --- stop -------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop what we started: the worker (SIGTERM, then kill), then our server. Idempotent."""
+        """Stop what we started: the API and the worker (SIGTERM, then kill), then our server.
+        Idempotent."""
         if self._stopping:
             await self._stopped.wait()
             return
         self._stopping = True
-        self._restart.stop()
         try:
-            await self._stop_worker()
+            await asyncio.gather(self.api.stop(timeout=10), self.worker.stop())
             if self.server is not None and self.server.owned:
                 await self.pool.run(self.server.stop)
         finally:
             self._stopped.set()
             self.stopped.emit()
-
-    async def _stop_worker(self) -> None:
-        process = self.process
-        if process is None or process.state() == QProcess.ProcessState.NotRunning:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def finished(*_: Any) -> None:
-            if not done.done():
-                done.set_result(None)
-
-        process.finished.connect(finished)
-        process.terminate()  # SIGTERM: a warm shutdown that hands the running job back
-        try:
-            await asyncio.wait_for(asyncio.shield(done), STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("worker pid %s ignored SIGTERM; killing it", process.processId())
-            process.kill()
-            await asyncio.wait_for(done, 10)

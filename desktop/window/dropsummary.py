@@ -28,6 +28,8 @@ def headline(outcome: DropOutcome) -> str:
         text = f"Nothing was queued: {outcome.error}"
     elif jobs:
         text = f"Queued {plural(jobs, 'job')} from {plural(files, 'file')}"
+        if outcome.batches:
+            text += f" ({plural(len(outcome.batches), 'batch', 'batches')})"
     else:
         text = "Nothing was queued"
     if outcome.refused:
@@ -53,24 +55,14 @@ class DropSummary(QDialog):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(2)
         self.tree.setHeaderLabels(["File", "Result"])
-        self.tree.setRootIsDecorated(False)
+        self.tree.setRootIsDecorated(bool(outcome.bad_lines))  # a batch file's bad lines
         self.tree.setAlternatingRowColors(True)
         self.tree.setWordWrap(True)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for refusal in outcome.refused:
-            item = QTreeWidgetItem([refusal.path.name or str(refusal.path), refusal.reason])
-            item.setIcon(0, state_icon(JobState.failed))
-            item.setToolTip(0, str(refusal.path))
-            item.setToolTip(1, refusal.reason)
-            self.tree.addTopLevelItem(item)
-        for path, ids in outcome.queued:
-            item = QTreeWidgetItem([path.name, f"queued {plural(len(ids), 'job')}"])
-            item.setIcon(0, state_icon(JobState.succeeded))
-            item.setToolTip(0, str(path))
-            self.tree.addTopLevelItem(item)
+        self._list(outcome)
         self.tree.resizeColumnToContents(0)
         header.resizeSection(0, min(max(header.sectionSize(0), 160), 300))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -86,7 +78,37 @@ class DropSummary(QDialog):
         layout.addWidget(self.tree, 1)
         layout.addWidget(buttons)
 
+    def _list(self, outcome: DropOutcome) -> None:
+        """Refused files (a batch file with its bad lines under it), then queued ones."""
+        for refusal in outcome.refused:
+            item = QTreeWidgetItem([refusal.path.name or str(refusal.path), refusal.reason])
+            item.setIcon(0, state_icon(JobState.failed))
+            item.setToolTip(0, str(refusal.path))
+            item.setToolTip(1, refusal.reason)
+            self.tree.addTopLevelItem(item)
+            for problem in outcome.bad_lines.get(refusal.path, []):  # a batch file's lines
+                line = QTreeWidgetItem(item, [problem])
+                line.setFirstColumnSpanned(True)
+                line.setToolTip(0, problem)
+            item.setExpanded(True)
+        for path, ids in outcome.queued:
+            result = f"queued {plural(len(ids), 'job')}"
+            if path in outcome.batches:
+                result = f"batch {outcome.batches[path]}: {result}"
+            item = QTreeWidgetItem([path.name, result])
+            item.setIcon(0, state_icon(JobState.succeeded))
+            item.setToolTip(0, str(path))
+            item.setToolTip(1, result)
+            self.tree.addTopLevelItem(item)
+
     def rows(self) -> list[tuple[str, str]]:
         """(file, result) as listed: refusals first."""
         items = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
         return [(item.toolTip(0), item.text(1)) for item in items if item is not None]
+
+    def problems(self, row: int) -> list[str]:
+        """The bad lines listed under a refused batch file (row as in `rows`)."""
+        item = self.tree.topLevelItem(row)
+        if item is None:
+            return []
+        return [child.text(0) for n in range(item.childCount()) if (child := item.child(n))]

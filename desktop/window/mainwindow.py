@@ -20,11 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.common.icons import app_icon, retint, set_icon
+from desktop.jobs.batches import BatchSummary
 from desktop.jobs.filterbar import FilterBar
 from desktop.jobs.filtering import JobsFilter
 from desktop.jobs.model import JobsModel
 from desktop.jobs.table import JobsTable
 from desktop.services.drops import DropOutcome
+from desktop.services.httpapi import ApiStatus
 from desktop.services.uistate import UiState
 from desktop.window.detail import DetailPane
 from desktop.window.dropoverlay import DropCatcher, DropOverlay
@@ -79,6 +81,7 @@ class MainWindow(QMainWindow):
         self.table.current_job_changed.connect(lambda _: self.update_actions())
         self.filter = FilterBar()
         self.filter.states_changed.connect(self.proxy.set_states)
+        self.filter.batch_changed.connect(self.proxy.set_batch)
         self.filter.search_changed.connect(self.proxy.set_search)
         self.editor = EditorPanel(settings)
         self.editor.submit_requested.connect(self.submit_requested)
@@ -214,9 +217,18 @@ class MainWindow(QMainWindow):
             return True
         if self.jobs.row_of(job_id) is not None:  # filtered out: show everything
             self.filter.choose("All")
+            self.filter.choose_batch(None)
             self.filter.search.clear()
             return self.table.select_job(job_id)
         return False
+
+    def show_batch(self, batch_id: str) -> bool:
+        """List only this batch's jobs (all states); False when none of them is listed."""
+        if not self.filter.choose_batch(batch_id):
+            return False
+        self.filter.choose("All")
+        self.filter.search.clear()
+        return True
 
     def bring_to_front(self) -> None:
         self.show()
@@ -274,6 +286,14 @@ class MainWindow(QMainWindow):
 
     def set_queue_state(self, reachable: bool, reason: str = "", paused: bool = False) -> None:
         self.status.set_queue(reachable, reason, paused)
+
+    def update_batches(self, batches: list[BatchSummary]) -> None:
+        """The batches with jobs in the table: the batch filter and the batch column."""
+        self.filter.set_batches(batches)
+        self.table.show_batch_column(bool(batches))
+
+    def set_api_status(self, status: ApiStatus) -> None:
+        self.status.set_api(status)
 
     def set_workers(self, workers: list[dict[str, Any]], note: str = "") -> None:
         self.status.set_workers(workers, note)

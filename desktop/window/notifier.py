@@ -1,7 +1,8 @@
-"""Job-finished notifications, several finishing together summed up in one."""
+"""Job-finished notifications, several finishing together summed up in one; batch ends."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -42,13 +43,32 @@ def compose(finished: list[Finished]) -> Notification:
     return Notification("PromptSpool", message, target.job_id)
 
 
-class Notifier(QObject):
-    """Collects finished jobs for a moment, then emits one `notified(title, message, job_id)`.
+def compose_batch(batch_id: str, state: str, counts: Mapping[str, object]) -> Notification:
+    """The notification for a batch that ended, from its event's request counts (total,
+    completed, failed); a click shows the batch's jobs."""
 
-    The signal fires whether or not a system tray can show it (tests and the window use it).
+    def number(name: str) -> int:
+        value = counts.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    total, completed, failed = number("total"), number("completed"), number("failed")
+    title = f"Batch {state}" if state else "Batch finished"
+    message = batch_id
+    if total:
+        message += f": {completed} of {plural(total, 'request')} succeeded"
+        message += f", {failed} failed" if failed else ""
+    return Notification(title, message, "")
+
+
+class Notifier(QObject):
+    """Collects finished jobs for a moment, then emits one `notified(title, message, job_id)`;
+    a batch's jobs are told once, when the batch ends (`batch_notified(title, message, batch)`).
+
+    The signals fire whether or not a system tray can show them (tests and the window use them).
     """
 
     notified = Signal(str, str, str)
+    batch_notified = Signal(str, str, str)
 
     def __init__(self, enabled: bool = True, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -59,8 +79,16 @@ class Notifier(QObject):
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self.flush)
 
-    def job_finished(self, job_id: str, title: str, state: JobState, error: str | None) -> None:
-        if not self.enabled or state not in (JobState.succeeded, JobState.failed):
+    def job_finished(
+        self,
+        job_id: str,
+        title: str,
+        state: JobState,
+        error: str | None,
+        batch: str | None = None,
+    ) -> None:
+        """A job ended; one of a batch is told with its batch instead."""
+        if not self.enabled or batch or state not in (JobState.succeeded, JobState.failed):
             return
         if any(f.job_id == job_id for f in self._pending):
             return
@@ -74,3 +102,9 @@ class Notifier(QObject):
         if pending and self.enabled:
             note = compose(pending)
             self.notified.emit(note.title, note.message, note.job_id)
+
+    def batch_finished(self, batch_id: str, state: str, counts: Mapping[str, object]) -> None:
+        """A batch ended (completed, cancelled, failed or expired): told at once."""
+        if self.enabled and batch_id:
+            note = compose_batch(batch_id, state, counts)
+            self.batch_notified.emit(note.title, note.message, batch_id)

@@ -1,4 +1,4 @@
-"""The settings dialog: defaults for new jobs, the worker's GPU and context, desktop behaviour."""
+"""The settings dialog: job defaults, the worker's GPU and context, the HTTP API, the desktop."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QPalette
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -26,9 +28,11 @@ from PySide6.QtWidgets import (
 
 from desktop.common.icons import set_icon
 from desktop.common.sampling import SamplingFields
+from desktop.services.httpapi import ApiState, ApiStatus
 from desktop.window.modelpicker import ask_model_file
+from worker.api.token import TokenFile
 from worker.jobs.validation import describe_validation_error, field_bounds
-from worker.settings import Settings
+from worker.settings import DEFAULT_HTTP_PORT, Settings
 
 WORKER_FIELDS = ("model", "n_gpu_layers", "n_ctx")
 
@@ -73,10 +77,20 @@ class SettingsDialog(QDialog):
     restart_worker_requested = Signal()
 
     def __init__(
-        self, settings: Settings, can_restart_worker: bool = False, parent: QWidget | None = None
+        self,
+        settings: Settings,
+        can_restart_worker: bool = False,
+        parent: QWidget | None = None,
+        *,
+        api_status: ApiStatus | None = None,
+        api_port: int = DEFAULT_HTTP_PORT,
     ) -> None:
+        """`api_status`: the HTTP API as the app runs it (None: the app runs none);
+        `api_port`: the port offered while the API is off (the one it last had)."""
         super().__init__(parent)
         self.settings = settings
+        self.api_status = api_status
+        self.off_port = api_port
         self.setWindowTitle("PromptSpool settings")
         self.setMinimumWidth(560)
         self._build_fields()
@@ -91,12 +105,33 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self.buttons = buttons
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(0, 0, 0, 0)
         for box in boxes:
-            layout.addWidget(box)
+            inner.addWidget(box)
+        inner.addStretch(1)
+        self.groups = QScrollArea()  # scrolls only on a screen too short for them all
+        self.groups.setWidget(content)
+        self.groups.setWidgetResizable(True)
+        self.groups.setFrameShape(QFrame.Shape.NoFrame)
+        self.groups.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.groups, 1)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
         self.load(settings)
+        margins = layout.contentsMargins()
+        below = (
+            layout.spacing() * 2 + buttons.sizeHint().height() + margins.top() + margins.bottom()
+        )
+        self._fit_screen(content, below)
+
+    def _fit_screen(self, content: QWidget, below: int) -> None:
+        """As tall as every group needs, or as the screen allows (the groups then scroll)."""
+        wanted = content.sizeHint().height() + below
+        screen = self.screen().availableGeometry().height() if self.screen() else wanted
+        self.resize(max(self.minimumWidth(), content.sizeHint().width()), min(wanted, screen - 60))
 
     def _build_fields(self) -> None:
         self.model = QLineEdit()
@@ -115,6 +150,21 @@ class SettingsDialog(QDialog):
         self.n_ctx = _setting_box("n_ctx", 1024)
         self.n_ctx.setSuffix(" tokens")
         self.sampling = SamplingFields(compact=False)
+        self.api_on = QCheckBox("Serve the HTTP API (OpenAI-compatible) on port")
+        self.api_port = QSpinBox()
+        self.api_port.setRange(1, 65_535)
+        self.api_port.setToolTip(f"The TCP port it listens on (default {DEFAULT_HTTP_PORT})")
+        self.api_on.toggled.connect(self.api_port.setEnabled)
+        self.api_where = QLabel()
+        self.api_where.setWordWrap(True)
+        self.api_where.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.api_where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy_token = QPushButton("Copy token")
+        set_icon(self.copy_token, "copy")
+        self.copy_token.setToolTip(
+            "Copy the bearer token programs send (Authorization: Bearer …) to the clipboard"
+        )
+        self.copy_token.clicked.connect(self._copy_token)
         self.notifications = QCheckBox("Notify when jobs finish or fail")
         self.keep_in_tray = QCheckBox("Keep the queue running in the tray when the window closes")
 
@@ -136,6 +186,15 @@ class SettingsDialog(QDialog):
         engine.addRow(restart_row)
         sampling = QVBoxLayout()
         sampling.addWidget(self.sampling)
+        api = QVBoxLayout()
+        port_row = QHBoxLayout()
+        port_row.addWidget(self.api_on)
+        port_row.addWidget(self.api_port)
+        port_row.addStretch(1)
+        port_row.addWidget(self.copy_token)
+        api.addLayout(port_row)
+        api.addWidget(self.api_where)
+        self.api_where.setText(self._api_text())
         desktop = QVBoxLayout()
         desktop.addWidget(self.notifications)
         desktop.addWidget(self.keep_in_tray)
@@ -149,6 +208,7 @@ class SettingsDialog(QDialog):
         for title, inner in (
             ("Model and GPU", engine),
             ("Defaults for new jobs", sampling),
+            ("HTTP API", api),
             ("Desktop", desktop),
             ("Folders", folders),
         ):
@@ -162,6 +222,9 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setValue(settings.n_gpu_layers)
         self.n_ctx.setValue(settings.n_ctx)
         self.sampling.set_values(settings.job_defaults())
+        self.api_on.setChecked(settings.http_port != 0)
+        self.api_port.setValue(settings.http_port or self.off_port)
+        self.api_port.setEnabled(settings.http_port != 0)
         self.notifications.setChecked(settings.notifications)
         self.keep_in_tray.setChecked(settings.keep_in_tray)
 
@@ -172,6 +235,7 @@ class SettingsDialog(QDialog):
             "n_gpu_layers": self.gpu_layers.value(),
             "n_ctx": self.n_ctx.value(),
             **self.sampling.values(),
+            "http_port": self.api_port.value() if self.api_on.isChecked() else 0,
             "notifications": self.notifications.isChecked(),
             "keep_in_tray": self.keep_in_tray.isChecked(),
         }
@@ -196,6 +260,25 @@ class SettingsDialog(QDialog):
         self.settings = updated
         self.saved.emit(updated)
         self.accept()
+
+    def _api_text(self) -> str:
+        status = self.api_status
+        text = status.summary() if status is not None else "This window runs no HTTP API."
+        running = (ApiState.ready, ApiState.starting, ApiState.down)
+        if status is not None and status.owned and status.state in running:
+            text += " A change starts it again."
+        return text
+
+    def _copy_token(self) -> None:
+        try:
+            token = TokenFile(self.settings.paths.config).read()
+        except OSError as exc:
+            self._fail(f"cannot read the API token: {exc}")
+            return
+        clipboard = QGuiApplication.clipboard()
+        clipboard.setText(token)
+        self.copy_token.setText("Copied")
+        QTimer.singleShot(1500, self, lambda: self.copy_token.setText("Copy token"))
 
     def _fail(self, text: str) -> None:
         self.error.setText(text)

@@ -1,4 +1,4 @@
-"""The status bar: queue reachable, workers alive, model loaded, GPU offload or CPU, VRAM."""
+"""The status bar: queue reachable, HTTP API, workers alive, model loaded, GPU or CPU, VRAM."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStatusBar, QWidget
 
+from desktop.services.httpapi import ApiState, ApiStatus
 from worker.engine.hardware import GpuMemory
 
 GOOD = QColor("#16a34a")
@@ -60,6 +61,21 @@ class Indicator(QWidget):
         return self.label.text()
 
 
+def api_text(status: ApiStatus) -> tuple[QColor, str, str]:
+    """The HTTP API in a few words, with its URL and what to do in the tooltip."""
+    where = status.url.split("://", 1)[-1]
+    token = "\nThe token: Settings ▸ HTTP API ▸ Copy token, or `promptspool token`."
+    if status.state is ApiState.ready:
+        return GOOD, f"API {where}", status.summary() + token
+    if status.state is ApiState.refused:
+        return BAD, "API not started", status.summary()
+    if status.state is ApiState.down:
+        return WARN, "API restarting", status.summary()
+    if status.state is ApiState.starting:
+        return IDLE, "API starting…", status.summary()
+    return IDLE, "API off", status.summary()
+
+
 def gpu_text(workers: list[dict[str, Any]]) -> tuple[QColor, str, str]:
     """GPU offload in words, from the workers' heartbeats."""
     gpus = [w.get("gpu") or {} for w in workers if w.get("model")]
@@ -89,13 +105,18 @@ class QueueStatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.queue = Indicator("Connecting…")
+        self.api = Indicator("API off")
         self.workers = Indicator("Worker: checking…")
         self.model = Indicator("Model: none loaded")
         self.gpu = Indicator("GPU: unknown")
         self.vram = QLabel()
         self.vram.hide()
+        self._api_frame = _separated(self.api)
+        self._api_frame.hide()  # until the app supervises an API
         for widget in (self.queue, self.workers, self.model, self.gpu):
             self.addPermanentWidget(_separated(widget))
+            if widget is self.queue:
+                self.addPermanentWidget(self._api_frame)
         self.addPermanentWidget(self.vram)
         self.setSizeGripEnabled(True)
 
@@ -106,6 +127,12 @@ class QueueStatusBar(QStatusBar):
             self.queue.set(WARN, "Queue paused", "Workers take no new jobs until you resume.")
         else:
             self.queue.set(GOOD, "Queue connected", "The queue server answers.")
+
+    def set_api(self, status: ApiStatus) -> None:
+        """The HTTP API's state; hidden while it is off."""
+        color, text, tip = api_text(status)
+        self.api.set(color, text, tip)
+        self._api_frame.setVisible(status.state is not ApiState.off)
 
     def set_workers(self, workers: list[dict[str, Any]], note: str = "") -> None:
         count = len(workers)

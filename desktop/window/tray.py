@@ -54,7 +54,8 @@ class Tray(QObject):
     show_requested = Signal()
     pause_requested = Signal(bool)  # True: pause
     quit_requested = Signal()
-    job_requested = Signal(str)  # a notification was clicked
+    job_requested = Signal(str)  # a job's notification was clicked
+    batch_requested = Signal(str)  # a batch's notification was clicked
 
     def __init__(self, notifier: Notifier, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +63,7 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(app_icon(), self)
         self._paused = False
         self._last_job = ""
+        self._last_batch = ""
         self.menu = QMenu()
         self.show_action = QAction("Show PromptSpool", self.menu)
         self.show_action.triggered.connect(self.show_requested)
@@ -80,6 +82,7 @@ class Tray(QObject):
         self.icon.activated.connect(self._on_activated)
         self.icon.messageClicked.connect(self._on_message_clicked)
         notifier.notified.connect(self.show_message)
+        notifier.batch_notified.connect(self.show_batch_message)
 
     def show(self) -> None:
         if self.available:
@@ -109,12 +112,23 @@ class Tray(QObject):
             self.pause_action.setIcon(action_icon("resume" if paused else "pause"))
 
     def show_message(self, title: str, message: str, job_id: str) -> None:
-        self._last_job = job_id
+        """A notification whose click opens the job `job_id`."""
+        self._last_job, self._last_batch = job_id, ""
+        self._show(title, message)
+
+    def show_batch_message(self, title: str, message: str, batch_id: str) -> None:
+        """A notification whose click shows the batch's jobs."""
+        self._last_job, self._last_batch = "", batch_id
+        self._show(title, message)
+
+    def _show(self, title: str, message: str) -> None:
         if self.available and self.icon.isVisible():
             self.icon.showMessage(title, message, app_icon(), 6000)
 
     def _on_message_clicked(self) -> None:
-        if self._last_job:
+        if self._last_batch:
+            self.batch_requested.emit(self._last_batch)
+        elif self._last_job:
             self.job_requested.emit(self._last_job)
 
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:

@@ -34,6 +34,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(mark)
 
 
+@pytest.fixture(autouse=True)
+def no_http_api(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app under test runs no HTTP API unless the test gives it a port: a fixed default
+    port would be shared with every other test run on the machine."""
+    monkeypatch.setenv("PROMPTSPOOL_HTTP_PORT", "0")
+
+
 @pytest.fixture
 def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     """An asyncio loop running inside Qt's: qtbot's waits run its callbacks too."""
