@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bench import batching, http_api, latency, reliability, streaming
+from bench import batching, http_api, latency, openai_api, reliability, streaming
 from bench.common import emit, machine, stories_model
 
 
@@ -38,6 +38,8 @@ def main() -> None:
         # not collapse whenever anything else runs (see streaming_1t).
         "http_streams_1t": lambda: http_api.concurrent_streams(model, n_threads=1),
         "http_memory": lambda: http_api.memory_with_open_streams(model),
+        "chat_token_latency": lambda: openai_api.chat_token_latency(model),
+        "batch_upload": lambda: openai_api.batch_upload(model),
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

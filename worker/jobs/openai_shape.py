@@ -141,8 +141,11 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
 
 
 def _refuse_unsupported(request: BaseModel) -> None:
+    given = request.model_fields_set
     for name, neutral in _NEUTRAL.items():
-        value = getattr(request, name, None)
+        if name not in given:
+            continue  # unset: neutral
+        value = getattr(request, name)
         if value is not None and value not in neutral:
             allowed = " or ".join(repr(v) for v in neutral) or "nothing"
             raise RequestRefused(

@@ -134,7 +134,9 @@ class BatchBook:
             fields["metadata"] = json.dumps(dict(metadata))
         self.store.record(batch_id, fields)
         self._queue(batch_id)
-        return self.get(batch_id)
+        # As it stands now: just queued, its counts are the stored ones (N, 0, 0); reading the
+        # states of its N jobs back would only add time to the answer.
+        return decode_batch(batch_id, self.store.fields(batch_id))
 
     def _queue(self, batch_id: str) -> None:
         """Check a validating batch's file and queue its jobs, or fail it; nothing if it has

@@ -91,6 +91,9 @@ def send_job(
         args=[job_id, attempt],
         priority=PRIORITY_VALUES[priority] - (RESUME_STEP if resumed else 0),
         queue=QUEUE_NAME,
+        # Given, so that Celery need not build them with its safe repr: a tenth of a send.
+        argsrepr=f"[{job_id!r}, {attempt}]",
+        kwargsrepr="{}",
         **options,
     )
 
@@ -102,16 +105,19 @@ def send_jobs(app: Celery, attempts: Iterable[tuple[str, int, Priority, bool]]) 
     One message at a time costs a round trip and a fresh redis-py client inside kombu each
     (about 0.34 ms here); 100,000 jobs would wait half a minute for their messages alone.
     Here kombu builds each message as usual, but its Redis channel hands it to one pipeline
-    (sent every BATCH messages) instead of a client of its own: about 0.13 ms a message.
+    (sent every BATCH messages) instead of a client of its own, and the queue is declared
+    once for all of them: about 0.09 ms a message.
     """
     sent = 0
     with app.producer_or_acquire() as producer:
         channel = producer.channel
+        # The queue (and its binding) is declared once here, not again for every message.
+        producer.maybe_declare(app.amqp.queues[QUEUE_NAME])
         for chunk in _chunks(attempts, SEND_BATCH):
             with channel.client.pipeline(transaction=False) as pipe, _through(channel, pipe):
                 for job_id, attempt, priority, resumed in chunk:
                     send_job(app, job_id, attempt, priority, resumed=resumed,
-                             producer=producer, retry=False)  # fmt: skip
+                             producer=producer, retry=False, declare=[])  # fmt: skip
                 pipe.execute()
             sent += len(chunk)
     return sent
