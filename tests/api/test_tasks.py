@@ -202,6 +202,7 @@ def test_cancel_a_running_task_keeps_its_partial_output(live_api: LiveApi) -> No
     assert status["status"] == "REVOKED" and status["state"] == "cancelled"
     assert status["result"] is None and status["error"]
     assert job.output and 0 < job.completion_tokens < 100_000  # the partial output is kept
+    assert status["output"] == job.output  # and shown with the status
     assert text_of(events) == job.output
     assert events[-1].event == "error"
     assert json.loads(events[-1].data)["status"] == "REVOKED"
@@ -269,6 +270,7 @@ def test_list_pages_through_tasks_in_order_and_filters_by_state(live_api: LiveAp
     listed = [t["task_id"] for page in pages for t in page["tasks"]]
     assert listed == live_api.queue.client.ledger.job_ids()  # submission order, each once
     assert all(len(page["tasks"]) <= 2 for page in pages) and listed[-5:] == ids
+    assert all(t["output"] is None and t["result"] is None for p in pages for t in p["tasks"])
 
 
 def test_health_answers_without_a_token(live_api: LiveApi) -> None:

@@ -126,7 +126,8 @@ def list_tasks(
 ) -> TaskPage:
     """Jobs in submission order, a page at a time."""
     jobs, total = ctx.client.ledger.page(state, offset, limit)
-    return TaskPage(tasks=[TaskInfo.of(j) for j in jobs], total=total, offset=offset, limit=limit)
+    tasks = [TaskInfo.of(job, with_output=False) for job in jobs]
+    return TaskPage(tasks=tasks, total=total, offset=offset, limit=limit)
 
 
 @router.get(

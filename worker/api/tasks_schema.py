@@ -85,12 +85,20 @@ class TaskInfo(BaseModel):
     started_at: float | None
     finished_at: float | None
     queue_position: int | None = Field(description="1 = next to run; null unless queued.")
-    result: str | None = Field(description="The output, once the job succeeded.")
+    result: str | None = Field(
+        description="The output, once the job succeeded (not in GET /tasks: see its status)."
+    )
+    output: str | None = Field(
+        description="The current attempt's text so far: also the partial text of a running, "
+        "cancelled or failed job (not in GET /tasks)."
+    )
     error: str | None
     batch: str | None = Field(default=None, description="The batch the job belongs to.")
 
     @classmethod
-    def of(cls, job: Job) -> TaskInfo:
+    def of(cls, job: Job, *, with_output: bool = True) -> TaskInfo:
+        """`with_output`: the job was read with its text (lists leave it out)."""
+        text = job.output if with_output else None
         return cls(
             task_id=job.id,
             status=TaskStatus.of(job.state),
@@ -102,7 +110,8 @@ class TaskInfo(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             queue_position=job.queue_position,
-            result=job.output if job.state is JobState.succeeded else None,
+            result=text if job.state is JobState.succeeded else None,
+            output=text,
             error=job.error,
             batch=job.origin.batch if job.origin else None,
         )
