@@ -112,6 +112,23 @@ def _submit_held(queue: Queue, spec: JobSpec) -> str:
     return job_id
 
 
+def reader_latencies(queue: Queue, spec: JobSpec) -> list[float]:
+    """The baseline of every token latency: ms from each tokens event's production (`t0`) to
+    a reader of the job's stream in Redis having it (as the app and `watch` read), for one
+    job queued while the queue is paused and run once the reader follows it."""
+    job_id = _submit_held(queue, spec)
+    latencies = []
+    for number, event in enumerate(queue.client.events(job_id)):
+        received = time.time()
+        if number == 0:
+            queue.client.resume()
+        if event.type == "tokens":
+            latencies.append((received - float(event.data["t0"])) * 1000)
+        if event.state is not None and event.state.finished:
+            break
+    return latencies
+
+
 def token_latency(model: Path, jobs: int = 20, max_tokens: int = 500) -> dict[str, Any]:
     """From the moment the worker produced a token (the `t0` of its tokens event) to the moment
     an SSE client has it; the baseline is a reader of the job's stream in Redis (as the app
@@ -133,15 +150,7 @@ def token_latency(model: Path, jobs: int = 20, max_tokens: int = 500) -> dict[st
             produced = _produced_at(queue, job_id)
             over_sse += [(arrived[i] - produced[i]) * 1000 for i in arrived]
 
-            job_id = _submit_held(queue, spec)
-            for number, job_event in enumerate(queue.client.events(job_id)):
-                received = time.time()
-                if number == 0:
-                    queue.client.resume()
-                if job_event.type == "tokens":
-                    direct.append((received - float(job_event.data["t0"])) * 1000)
-                if job_event.state is not None and job_event.state.finished:
-                    break
+            direct += reader_latencies(queue, spec)
     return emit("sse_token_latency_ms", {"sse": summary(over_sse), "redis_reader": summary(direct)})
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 
 from bench.common import emit, summary
-from bench.http_api import PROMPT, _produced_at, _warm, held, served_queue
+from bench.http_api import PROMPT, _produced_at, _warm, held, reader_latencies, served_queue
 from worker.jobs.spec import JobSpec
 from worker.queue import keys
 from worker.testing.harness import ApiProcess, Queue, wait_until
@@ -49,17 +49,8 @@ def chat_token_latency(model: Path, jobs: int = 20, max_tokens: int = 500) -> di
             produced = list(_produced_at(queue, job_id).values())
             over_openai += [(a - p) * 1000 for a, p in zip(arrivals, produced, strict=True)]
 
-            queue.client.pause()
             spec = JobSpec(prompt=PROMPT, model=str(model), max_tokens=max_tokens, seed=seed)
-            [job_id] = queue.client.submit([spec])
-            for number, event in enumerate(queue.client.events(job_id)):
-                received = time.time()
-                if number == 0:
-                    queue.client.resume()
-                if event.type == "tokens":
-                    direct.append((received - float(event.data["t0"])) * 1000)
-                if event.state is not None and event.state.finished:
-                    break
+            direct += reader_latencies(queue, spec)
     figures = {"openai_stream": summary(over_openai), "redis_reader": summary(direct)}
     return emit("chat_stream_token_latency_ms", figures)
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,22 +38,21 @@ class LiveApi:
         return httpx.Client(base_url=self.url, headers=self.api.headers, timeout=timeout, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def live_api(
-    stories_model: Path, models_dir: Path, tiny_model: Path, slow_model: Path
-) -> Iterator[LiveApi]:
-    """Shared by a module's tests (a worker and an API take seconds to start): tests leave no
-    job running behind them. The models folder holds `tiny` and `slow` (random weights)."""
+@contextmanager
+def running_api(stories_model: Path, models_dir: Path, **env: str) -> Iterator[LiveApi]:
+    """A queue in a temporary home with one worker and the API; `stories_model` is the
+    default model, `models_dir` the model folder; `env` adds PROMPTSPOOL_* settings."""
     home = Path(tempfile.mkdtemp(prefix="psa-", dir="/tmp"))
-    env = {
+    settings = {
         "PROMPTSPOOL_MODEL": str(stories_model),
         "PROMPTSPOOL_MODEL_DIRS": json.dumps([str(models_dir)]),
         "PROMPTSPOOL_HEARTBEAT_TTL": "2",
         # One decode thread: the API, the server and the test get the other core, so a
         # loaded machine slows the jobs without stalling everything else.
         "PROMPTSPOOL_N_THREADS": "1",
+        **env,
     }
-    queue = start_queue(home, **env)
+    queue = start_queue(home, **settings)
     try:
         queue.start_worker()
         api = ApiProcess.start(queue)
@@ -63,3 +63,13 @@ def live_api(
     finally:
         queue.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def live_api(
+    stories_model: Path, models_dir: Path, tiny_model: Path, slow_model: Path
+) -> Iterator[LiveApi]:
+    """Shared by a module's tests (a worker and an API take seconds to start): tests leave no
+    job running behind them. The models folder holds `tiny` and `slow` (random weights)."""
+    with running_api(stories_model, models_dir) as api:
+        yield api

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +19,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import LiveApi
+from tests.api.conftest import LiveApi, running_api
 from worker.jobs.job import JobState
 from worker.queue import keys
-from worker.testing.harness import ApiProcess, start_queue, wait_until
+from worker.testing.harness import wait_until
 
 EXAMPLES = 20  # per operation (and per task route on a real task): about 30 s on 2 cores
 CHECKS: list[CheckFunction] = [
@@ -39,27 +36,9 @@ CHECKS: list[CheckFunction] = [
 @pytest.fixture(scope="module")
 def live_api(stories_model: Path, models_dir: Path, tiny_model: Path) -> Iterator[LiveApi]:
     """As tests/api/conftest.py's, with a small context: a fuzzed job (max_tokens up to a
-    million) ends within a fraction of a second, so the worker never falls far behind; and
-    one decode thread, which leaves a core to the API and to schemathesis."""
-    home = Path(tempfile.mkdtemp(prefix="psf-", dir="/tmp"))
-    env = {
-        "PROMPTSPOOL_MODEL": str(stories_model),
-        "PROMPTSPOOL_MODEL_DIRS": json.dumps([str(models_dir)]),
-        "PROMPTSPOOL_HEARTBEAT_TTL": "2",
-        "PROMPTSPOOL_N_CTX": "128",
-        "PROMPTSPOOL_N_THREADS": "1",  # a core left to the API and schemathesis
-    }
-    queue = start_queue(home, **env)
-    try:
-        queue.start_worker()
-        api = ApiProcess.start(queue)
-        try:
-            yield LiveApi(queue, api, models_dir)
-        finally:
-            api.stop()
-    finally:
-        queue.close()
-        shutil.rmtree(home, ignore_errors=True)
+    million) ends within a fraction of a second, so the worker never falls far behind."""
+    with running_api(stories_model, models_dir, PROMPTSPOOL_N_CTX="128") as api:
+        yield api
 
 
 def fuzz(
