@@ -28,7 +28,7 @@ from worker.engine.hardware import gpu_memory
 from worker.hosting.children import ChildOutcome
 from worker.hosting.server import ServerError
 from worker.jobs.job import FINISHED_STATES
-from worker.queue.batch_keeper import BatchKeeper
+from worker.queue.batches.keeper import BatchKeeper
 from worker.queue.connection import QueueAddress, QueueUnavailable
 from worker.queue.events import Event
 from worker.settings import Settings

@@ -14,8 +14,8 @@ from worker.jobs.batchfile import BatchFile
 from worker.jobs.intake import plan
 from worker.jobs.promptfiles import LoadResult, Refusal
 from worker.jobs.spec import JobSpec
-from worker.queue.batches import BatchBook
-from worker.queue.batches import queue_batch_file as queue_batch_file_in
+from worker.queue.batches.book import BatchBook
+from worker.queue.batches.book import queue_batch_file as queue_batch_file_in
 from worker.queue.client import JobClient
 
 NO_MODEL = "no model chosen: pick a GGUF model in the editor (or name one in the file)"

@@ -12,7 +12,7 @@ import pytest
 
 from worker.jobs.job import JobState
 from worker.queue import keys
-from worker.queue.batches import BatchBook
+from worker.queue.batches.book import BatchBook
 from worker.testing.harness import Queue
 
 LINES = 5

@@ -18,7 +18,7 @@ from worker.api import batches, errors, files, openai_routes, tasks
 from worker.api.context import ApiContext
 from worker.api.errors import error_body
 from worker.api.guard import HostGuard, allowed_hosts
-from worker.queue.batch_keeper import BatchKeeper
+from worker.queue.batches.keeper import BatchKeeper
 
 DESCRIPTION = """\
 A durable queue of LLM jobs on this machine. Hand over a job in milliseconds, follow its

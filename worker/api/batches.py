@@ -14,9 +14,9 @@ from worker.api.context import ApiContext, context
 from worker.api.errors import ApiError
 from worker.api.openai_schema import ErrorBody
 from worker.jobs.openai_shape import Endpoint
-from worker.queue.batch_record import Batch
-from worker.queue.batch_store import UnknownBatch
-from worker.queue.batches import MAX_METADATA, BatchBook, BatchRefused, BatchStateError
+from worker.queue.batches.book import MAX_METADATA, BatchBook, BatchRefused, BatchStateError
+from worker.queue.batches.record import Batch
+from worker.queue.batches.store import UnknownBatch
 
 Ctx = Annotated[ApiContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -13,7 +13,7 @@ from worker.api.auth import require_token
 from worker.api.context import ApiContext, context
 from worker.api.errors import ApiError
 from worker.api.openai_schema import ErrorBody
-from worker.queue.filestore import MAX_BYTES, FileStore, StoredFile, UnknownFile
+from worker.queue.batches.files import MAX_BYTES, FileStore, StoredFile, UnknownFile
 
 Ctx = Annotated[ApiContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, Any]] = {

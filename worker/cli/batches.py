@@ -13,8 +13,8 @@ from worker.jobs.batchfile import BatchFile
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.queue.batch_record import Batch
-    from worker.queue.batches import BatchBook
+    from worker.queue.batches.book import BatchBook
+    from worker.queue.batches.record import Batch
 
 SETTLE_EVERY_S = 0.5  # while jobs end, `--wait` settles the batch at most this often
 
@@ -40,7 +40,7 @@ def submit_batch_files(
     """Each file becomes a batch (all its requests queued in one step), or is refused with
     each bad line, field and reason (nothing of it queued). Prints each batch's id and
     job count; `--wait` waits until each batch ended; `--json` prints the batches."""
-    from worker.queue.batches import BatchBook, check_batch_file, queue_batch_file
+    from worker.queue.batches.book import BatchBook, check_batch_file, queue_batch_file
 
     code = EXIT_OK
     limit = int(settings.http_max_upload_mb * 1_000_000)
@@ -108,7 +108,7 @@ def wait_for_batch(book: BatchBook, batch_id: str) -> Batch:
 
 
 def cmd_batches(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.queue.batches import BatchBook
+    from worker.queue.batches.book import BatchBook
 
     with open_client(settings) as client:
         book = BatchBook(client)

@@ -30,7 +30,7 @@ from worker.hosting.server import BundledServer, ServerError
 from worker.hosting.tlsdoor import RemoteDoor, TlsForwarder, self_signed_certificate
 from worker.paths import AppPaths
 from worker.queue import keys
-from worker.queue.batch_keeper import BatchKeeper
+from worker.queue.batches.keeper import BatchKeeper
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
 from worker.queue.replies import last_stream_id

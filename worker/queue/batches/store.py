@@ -14,7 +14,7 @@ import redis
 
 from worker.jobs.job import JobOrigin
 from worker.queue import keys
-from worker.queue.batch_record import ENDED
+from worker.queue.batches.record import ENDED
 from worker.queue.replies import as_text
 
 CLAIM_MS = 60_000  # how long others leave a validating batch to the process that checks it

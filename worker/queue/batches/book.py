@@ -17,9 +17,10 @@ from worker.jobs.job import FINISHED_STATES, Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec
 from worker.modelfile.catalog import resolve_model
 from worker.queue import keys
-from worker.queue.batch_output import batch_results
-from worker.queue.batch_record import ENDED, Batch, RequestCounts, decode_batch
-from worker.queue.batch_store import (
+from worker.queue.batches.files import FileStore, UnknownFile
+from worker.queue.batches.output import batch_results
+from worker.queue.batches.record import ENDED, Batch, RequestCounts, decode_batch
+from worker.queue.batches.store import (
     CHUNK,
     BatchStore,
     UnknownBatch,
@@ -27,7 +28,6 @@ from worker.queue.batch_store import (
     result_file_id,
 )
 from worker.queue.client import JobClient
-from worker.queue.filestore import FileStore, UnknownFile
 from worker.queue.ledger import JobStateError, UnknownJobError
 from worker.queue.replies import as_text
 from worker.settings import Settings

@@ -7,8 +7,8 @@ import logging
 import threading
 import time
 
-from worker.queue.batch_store import UnknownBatch
-from worker.queue.batches import BatchBook
+from worker.queue.batches.book import BatchBook
+from worker.queue.batches.store import UnknownBatch
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress, QueueUnavailable, is_queue_outage
 from worker.settings import Settings

@@ -1,0 +1,1 @@
+"""OpenAI batches kept in the queue: their files, records, queueing, settling and keeper."""
