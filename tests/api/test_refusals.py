@@ -62,10 +62,10 @@ def test_no_token_and_a_wrong_token_are_refused_with_a_bearer_challenge(
 def test_a_rotated_token_takes_effect_without_restarting_the_api(live_api: LiveApi) -> None:
     old = live_api.token
     rotated = cli(live_api, "token", "--rotate")
-    new = rotated.stdout.splitlines()[0]
+    new = rotated.stdout.strip()  # the token alone on stdout
     live_api.api.token = new  # the module's other tests go on with the current token
     assert rotated.returncode == 0 and new != old
-    assert f"the API at {live_api.url} takes the new token" in rotated.stdout
+    assert f"the API at {live_api.url} takes the new token" in rotated.stderr
     refused = httpx.get(live_api.url + "/tasks", headers={"Authorization": f"Bearer {old}"})
     accepted = httpx.get(live_api.url + "/tasks", headers={"Authorization": f"Bearer {new}"})
     assert refused.status_code == 401 and accepted.status_code == 200
@@ -78,6 +78,7 @@ def test_token_prints_the_token_file_which_only_its_owner_can_read(live_api: Liv
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == path.read_text(encoding="ascii").strip() == live_api.token
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"answers at {live_api.url}" in shown.stderr  # where, for the person, not for $()
 
 
 def test_a_foreign_host_header_is_refused(live_api: LiveApi) -> None:

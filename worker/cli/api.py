@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from worker.cli.common import EXIT_OK, CliError, add_command
+from worker.cli.terminal import say
 from worker.settings import Settings
 
 
@@ -16,7 +17,9 @@ def register(sub: Any) -> None:
         "--exit-with-parent", action="store_true",
         help="shut down when the process that started it dies (for supervisors)",
     )  # fmt: skip
-    p = add_command(sub, "token", cmd_token, "print the HTTP API's bearer token (and its URL)")
+    p = add_command(
+        sub, "token", cmd_token, "print the HTTP API's bearer token (where it answers: on stderr)"
+    )
     p.add_argument("--rotate", action="store_true", help="make a new token; the old one stops")
 
 
@@ -40,8 +43,13 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from worker.api.token import TokenFile
 
     tokens = TokenFile(settings.paths.ensure().config)
-    print(tokens.rotate() if args.rotate else tokens.read())
+    print(tokens.rotate() if args.rotate else tokens.read(), flush=True)
+    # The token alone on stdout (TOKEN=$(promptspool token)); the rest is for the person.
     info = read_api_info(settings)
-    if info is not None and args.rotate:
-        print(f"promptspool: the API at {info['url']} takes the new token from now on")
+    if info is None:
+        say("promptspool: no HTTP API is running for this queue right now")
+    elif args.rotate:
+        say(f"promptspool: the API at {info['url']} takes the new token from now on")
+    else:
+        say(f"promptspool: the API answers at {info['url']}")
     return EXIT_OK
