@@ -12,8 +12,8 @@ from pathlib import Path
 
 from desktop.services.clientpool import ClientPool
 from desktop.services.drops import DropOutcome, plan_drop, queue_batch_file, submit_plan
-from worker.jobs.batchfile import split_batch_files
 from worker.jobs.export import export_text
+from worker.jobs.promptfiles import split_batch_files
 from worker.jobs.spec import JobSpec
 from worker.queue.client import JobClient
 from worker.queue.ledger import JobStateError, UnknownJobError

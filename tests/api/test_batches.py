@@ -277,6 +277,28 @@ def test_submit_of_a_batch_file_makes_a_batch(
                for row in listed.stdout.splitlines())  # fmt: skip
 
 
+def test_a_batch_file_inside_a_folder_becomes_a_batch_beside_its_prompt_files(
+    client: openai.OpenAI, live_api: LiveApi, tmp_path: Path
+) -> None:
+    folder = tmp_path / "work"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "nested" / "requests.jsonl").write_text(line("in-folder") + "\n")
+    (folder / "story.txt").write_text("Once upon a time")
+    (folder / "specs.jsonl").write_text(json.dumps({"prompt": "Tim saw", "max_tokens": 8}) + "\n")
+    done = _cli(live_api, "submit", str(folder), "--max-tokens", "8")
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.split()
+    batch_id = next(word for word in rows if word.startswith("batch_"))
+    job_ids = [word for word in rows if len(word) == 12]
+    assert len(job_ids) == 2  # the prompt file and the spec line, not the batch's line
+    batch = wait_ended(client, batch_id)
+    assert batch.status == "completed" and batch.request_counts is not None
+    assert batch.request_counts.total == 1
+    for job_id in job_ids:
+        live_api.queue.wait_state(job_id, "succeeded")
+        assert live_api.queue.client.get(job_id).origin is None
+
+
 def test_submit_of_a_bad_batch_file_names_each_line_and_queues_nothing(
     live_api: LiveApi, tmp_path: Path
 ) -> None:

@@ -576,3 +576,29 @@ def test_any_json_value_gives_specs_or_one_refusal(value: Any, as_jsonl: bool) -
         assert all(isinstance(spec, JobSpec) for spec in result.specs)
     else:
         assert len(result.refused) == 1
+
+
+BATCH_LINE = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/completions",
+                         "body": {"model": "m", "prompt": "x"}})  # fmt: skip
+
+
+def test_batch_files_are_split_from_prompt_files_inside_folders_too(tmp_path: Path) -> None:
+    named = write(tmp_path / "named.jsonl", "\n" + BATCH_LINE + "\n")
+    folder = tmp_path / "folder"
+    inside = write(folder / "deep" / "inside.jsonl", BATCH_LINE + "\n")
+    prompts = write(folder / "prompts.jsonl", json.dumps({"prompt": "hi"}) + "\n")
+    write(folder / "story.txt", "Once")
+    batches, others = promptfiles.split_batch_files([named, folder, named])
+    assert [b.path for b in batches] == [named, inside]  # each once
+    assert batches[0].data == named.read_bytes()
+    assert others == [folder]
+    loaded = load(*others)
+    assert [s.path for s in loaded.sources] == [prompts, folder / "story.txt"]
+    assert loaded.refused == []
+
+
+def test_a_named_batch_file_is_not_read_as_prompts(tmp_path: Path) -> None:
+    named = write(tmp_path / "named.jsonl", BATCH_LINE + "\n")
+    loaded = load(named)
+    assert loaded.sources == []
+    assert loaded.refused == [Refusal(named, promptfiles.BATCH_FILE)]

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from worker.cli.batches import cli_defaults, submit_batch_files
 from worker.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_command, open_client
 from worker.cli.terminal import one_line, say
-from worker.jobs.batchfile import split_batch_files
 from worker.jobs.intake import plan
 from worker.jobs.job import JobState
+from worker.jobs.promptfiles import split_batch_files
 from worker.jobs.spec import JobSpec, Priority
 from worker.jobs.validation import describe_validation_error
 from worker.settings import Settings

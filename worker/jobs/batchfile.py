@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,29 +250,30 @@ class BatchFile:
     data: bytes
 
 
-def split_batch_files(paths: Iterable[Path]) -> tuple[list[BatchFile], list[Path]]:
-    """The .jsonl files whose first line is an OpenAI batch line (custom_id, url), read; and
-    every other path (prompt files and folders, and files that cannot be read: `submit`
-    refuses those with the reason)."""
-    batches, others = [], []
-    for path in paths:
-        data = _read_if_batch(path) if path.suffix.lower() == ".jsonl" else None
-        if data is None:
-            others.append(path)
-        else:
-            batches.append(BatchFile(path, data))
-    return batches, others
+def is_batch_file(path: Path) -> bool:
+    """Whether the file is an OpenAI batch file: a .jsonl whose first non-blank line is a
+    batch line (custom_id, url). Reads that line only; False for what cannot be read."""
+    return path.suffix.lower() == ".jsonl" and _first_line(path) is not None
 
 
-def _read_if_batch(path: Path) -> bytes | None:
+def read_if_batch(path: Path) -> bytes | None:
+    """The whole file if it is an OpenAI batch file, else None."""
+    if not is_batch_file(path):
+        return None
+    try:
+        with open_regular(path) as handle:
+            return handle.read()
+    except (NotRegularFile, OSError):
+        return None
+
+
+def _first_line(path: Path) -> bytes | None:
+    """The first non-blank line when it is a batch line, else None."""
     try:
         with open_regular(path) as handle:
             first = handle.readline(FIRST_LINE_BYTES)
             while first and not first.strip():
                 first = handle.readline(FIRST_LINE_BYTES)
-            if not first_line_is_batch(first):
-                return None
-            handle.seek(0)
-            return handle.read()
     except (NotRegularFile, OSError):
         return None
+    return first if first_line_is_batch(first) else None

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.files import NotRegularFile, kind_of, open_regular
+from worker.jobs.batchfile import BatchFile, is_batch_file, read_if_batch
 from worker.jobs.spec import JobSpec
 from worker.jobs.validation import describe_validation_error
 
@@ -25,6 +26,7 @@ __all__ = [
     "PromptSource",
     "Refusal",
     "load_prompt_paths",
+    "split_batch_files",
 ]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".prompt", ".json", ".jsonl")
@@ -33,6 +35,9 @@ MAX_FILES = 10_000  # a drop/folder with more supported files is refused as a wh
 MAX_FOLDERS = 10_000  # a folder holding more folders (followed links included) is too
 
 _TEXT_SUFFIXES = (".txt", ".md", ".prompt")
+BATCH_FILE = (
+    "an OpenAI batch file (custom_id, method, url, body lines): it becomes a batch of its own"
+)
 _TITLE_MAX = 200
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -114,6 +119,10 @@ def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) 
             if real in seen:
                 continue
             seen.add(real)
+            if is_batch_file(path):  # a batch, not prompts (see split_batch_files)
+                if path == root:
+                    result.refused.append(Refusal(path, BATCH_FILE))
+                continue
             try:
                 specs = _load_file(path, defaults)
             except _Refused as exc:
@@ -121,6 +130,37 @@ def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) 
             else:
                 result.sources.append(PromptSource(path, specs))
     return result
+
+
+def split_batch_files(paths: Iterable[Path]) -> tuple[list[BatchFile], list[Path]]:
+    """The OpenAI batch files among `paths` and inside the folders among them (read), and
+    the paths to load as prompt files (which skips the batch files in folders). A file
+    that cannot be read stays with the prompt files, which refuse it with the reason."""
+    batches: list[BatchFile] = []
+    others: list[Path] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> bool:
+        real = os.path.realpath(path)
+        if real in seen:
+            return True
+        data = read_if_batch(path)
+        if data is None:
+            return False
+        seen.add(real)
+        batches.append(BatchFile(path, data))
+        return True
+
+    for path in paths:
+        if path.is_dir():
+            files, _ = _collect(path)
+            if len(files) <= MAX_FILES:
+                for inside in files:
+                    add(inside)
+            others.append(path)
+        elif not add(path):
+            others.append(path)
+    return batches, others
 
 
 def _collect(root: Path) -> tuple[list[Path], list[Refusal]]:
