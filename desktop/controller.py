@@ -29,6 +29,8 @@ from worker.hosting.children import ChildOutcome
 from worker.hosting.server import ServerError
 from worker.jobs.job import FINISHED_STATES
 from worker.queue.batches.keeper import BatchKeeper
+from worker.queue.batches.record import ENDED
+from worker.queue.batches.store import BatchStore
 from worker.queue.connection import QueueAddress, QueueUnavailable
 from worker.queue.events import Event
 from worker.settings import Settings
@@ -266,6 +268,17 @@ class Controller(QObject):
                 self.window.select_job(selected)
             self.ready.emit()
         self._select_if_listed()
+        self.tasks.spawn(self._read_batch_ends(), "batches")
+
+    async def _read_batch_ends(self) -> None:
+        """How the listed batches ended, read from the queue: the events that said so may
+        have come while the app was not running."""
+        unknown = [b for b in self.jobs.batch_counts() if b not in self._batch_ends]
+        if not unknown:
+            return
+        statuses = await self.pool.call(lambda client: BatchStore(client.redis).statuses(unknown))
+        self._batch_ends.update({b: st for b, st in statuses.items() if st in ENDED})
+        self._schedule_counts()
 
     def _on_changes(self, changes: Changes) -> None:
         self.jobs.apply_progress(changes.progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,9 +17,11 @@ from desktop.jobs.model import Column, JobsModel
 from desktop.jobs.row import JobRow
 from desktop.window.dropsummary import headline
 from desktop.window.notifier import Notifier, compose_batch
+from tests.desktop.support import close_app, open_app
 from tests.desktop.test_model import make_job
 from worker.jobs.job import JobOrigin, JobState
 from worker.jobs.spec import JobSpec
+from worker.queue.batches.store import BatchStore
 from worker.queue.events import announce
 from worker.testing.harness import Queue
 
@@ -104,6 +107,24 @@ def test_batch_jobs_are_listed_filtered_counted_and_told_once_when_the_batch_end
         client.forget(job_id)
     qtbot.waitUntil(lambda: table.isColumnHidden(Column.BATCH), timeout=WAIT_MS)
     assert bar.batch.isHidden()
+
+
+def test_how_a_batch_ended_is_read_from_the_queue_when_the_app_starts(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, queue: Queue, tiny_model: Path
+) -> None:
+    """The batch ended while no app ran: its end event was never seen, its record says it."""
+    spec = JobSpec(model=str(tiny_model), prompt="Tell me", max_tokens=4)
+    queue.client.submit([spec], [JobOrigin(via="batch", batch=ONE, custom_id="r0")])
+    BatchStore(queue.redis).record(ONE, {"status": "cancelled", "endpoint": "/v1/completions",
+                                         "input_file_id": "file-x", "completion_window": "24h",
+                                         "created_at": 1})  # fmt: skip
+    desk = open_app(qtbot, qloop, queue)
+    try:
+        bar = desk.window.filter
+        qtbot.waitUntil(lambda: "cancelled" in bar.batch.itemData(1, Qt.ItemDataRole.ToolTipRole)
+                        if bar.batch.count() == 2 else False, timeout=WAIT_MS)  # fmt: skip
+    finally:
+        close_app(qtbot, desk)
 
 
 def test_the_model_counts_batches_and_the_filter_picks_one(qtbot: QtBot) -> None:

@@ -77,14 +77,18 @@ class BatchStore:
         members: Any = self.redis.zrange(keys.BATCHES, 0, -1, desc=True)
         return [as_text(m) for m in members]
 
-    def unfinished_ids(self) -> list[str]:
-        """The batches that have not ended yet."""
-        ids = self.ids()
+    def statuses(self, batch_ids: Iterable[str]) -> dict[str, str]:
+        """Each known batch's status (unknown ids are left out), in one round trip."""
+        ids = list(batch_ids)
         with self.redis.pipeline(transaction=False) as pipe:
             for batch_id in ids:
                 pipe.hget(keys.batch(batch_id), "status")
-            statuses = pipe.execute()
-        return [i for i, st in zip(ids, statuses, strict=True) if st and as_text(st) not in ENDED]
+            rows = pipe.execute()
+        return {i: as_text(st) for i, st in zip(ids, rows, strict=True) if st}
+
+    def unfinished_ids(self) -> list[str]:
+        """The batches that have not ended yet."""
+        return [i for i, status in self.statuses(self.ids()).items() if status not in ENDED]
 
     def batch_of(self, job_ids: Iterable[str]) -> set[str]:
         """The batches that the given jobs belong to."""
