@@ -189,8 +189,11 @@ def test_api_refuses_plain_http_off_loopback_unless_told_to(live_api: LiveApi) -
     assert "PROMPTSPOOL_HTTP_INSECURE=1" in refused.stderr
     assert "http_tls_cert" in refused.stderr
     insecure = ApiProcess.start(live_api.queue, PROMPTSPOOL_HTTP_HOST="0.0.0.0",
-                                PROMPTSPOOL_HTTP_INSECURE="1")  # fmt: skip
+                                PROMPTSPOOL_HTTP_INSECURE="1", stderr=subprocess.PIPE)  # fmt: skip
     try:
+        assert insecure.process.stderr is not None
+        warning = insecure.process.stderr.readline().decode()
+        assert "plain HTTP on 0.0.0.0" in warning and "read the token" in warning
         assert insecure.url.startswith("http://0.0.0.0:")
         local = insecure.url.replace("0.0.0.0", "127.0.0.1")
         assert httpx.get(local + "/tasks", headers=insecure.headers).status_code == 200

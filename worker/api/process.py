@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import uvicorn
 
 from worker.api.app import create_app
 from worker.api.context import ApiContext
-from worker.api.guard import check_bind
+from worker.api.guard import check_bind, is_loopback
 from worker.api.info import api_url, info_file, remove_api_info, write_api_info
 from worker.queue.events import announce
 from worker.settings import Settings
@@ -43,6 +44,10 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int | None:
 def run_api(settings: Settings, url: str | None = None) -> int:
     """Serve the API until SIGINT/SIGTERM. BindRefused / ApiStartError say why it cannot."""
     tls = check_bind(settings)
+    if not tls and not is_loopback(settings.http_host):  # allowed by http_insecure: say so
+        print(f"promptspool: warning: the HTTP API serves plain HTTP on {settings.http_host}; "
+              "anyone on the network can read the token and the prompts (http_insecure)",
+              file=sys.stderr, flush=True)  # fmt: skip
     raise_open_file_limit()
     settings.paths.ensure()
     ctx = ApiContext.create(settings, url)

@@ -384,13 +384,17 @@ class ApiProcess:
     token: str
 
     @classmethod
-    def start(cls, queue: Queue, timeout: float = 60.0, **settings_env: str) -> ApiProcess:
+    def start(
+        cls, queue: Queue, timeout: float = 60.0, stderr: int | None = None, **settings_env: str
+    ) -> ApiProcess:
         """Start the API with the queue's environment plus `settings_env` (PROMPTSPOOL_*);
-        returns once it listens (its ready event on the global stream)."""
+        returns once it listens (its ready event on the global stream). `stderr`: as Popen's
+        (subprocess.PIPE to read what it says)."""
         port = int(settings_env.pop("PROMPTSPOOL_HTTP_PORT", 0)) or free_port()
         env = {**queue.env, **settings_env, "PROMPTSPOOL_HTTP_PORT": str(port)}
         after = last_event_id(queue.redis)
-        process = subprocess.Popen(worker_command(exit_with_parent=False, role="api"), env=env)
+        command = worker_command(exit_with_parent=False, role="api")
+        process = subprocess.Popen(command, env=env, stderr=stderr)
         try:
             event = wait_for_event(
                 queue.redis,
@@ -410,3 +414,5 @@ class ApiProcess:
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
