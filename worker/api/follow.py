@@ -9,7 +9,6 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from worker.jobs.job import JobState
 from worker.queue import keys
 from worker.queue.events import Event
 from worker.queue.replies import as_text
@@ -39,16 +38,14 @@ async def job_events(
                 yield Event(stream, last, json.loads(payload))
 
 
-async def current_attempt(aredis: redis.asyncio.Redis, job_id: str) -> tuple[JobState, int]:
-    """The job's state and attempt number as the ledger has them now."""
-    state, attempt = await aredis.hmget(keys.job(job_id), ["state", "attempt"])
-    return JobState(as_text(state)), int(as_text(attempt))
-
-
-def is_final(event: Event, attempt: int) -> bool:
-    """Whether `event` ends attempt `attempt` (a finished state of that attempt)."""
+async def ends_current_attempt(aredis: redis.asyncio.Redis, job_id: str, event: Event) -> bool:
+    """Whether `event` ends the job's current attempt: a finished state of the attempt the
+    ledger has now (an earlier attempt's end, replayed, does not: a retry followed it)."""
     state = event.state
-    return state is not None and state.finished and event.attempt == attempt
+    if state is None or not state.finished:
+        return False
+    attempt: Any = await aredis.hget(keys.job(job_id), "attempt")
+    return attempt is not None and event.attempt == int(as_text(attempt))
 
 
 async def has_events_after(aredis: redis.asyncio.Redis, job_id: str, after: str) -> bool:

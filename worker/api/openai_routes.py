@@ -22,7 +22,7 @@ from sse_starlette import EventSourceResponse
 from worker.api.auth import require_token
 from worker.api.context import ApiContext, context
 from worker.api.errors import ApiError
-from worker.api.follow import current_attempt, is_final, job_events
+from worker.api.follow import ends_current_attempt, job_events
 from worker.api.openai_schema import ChatCompletion, Completion, ErrorBody, ModelList, ModelObject
 from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.openai_shape import (
@@ -133,10 +133,8 @@ async def _wait_or_cancel(ctx: ApiContext, job_id: str, request: Request) -> Job
 
 async def _finished(ctx: ApiContext, job_id: str) -> None:
     async for event in job_events(ctx.aredis, job_id):
-        if event.state is not None and event.state.finished:
-            _, attempt = await current_attempt(ctx.aredis, job_id)
-            if is_final(event, attempt):
-                return
+        if await ends_current_attempt(ctx.aredis, job_id, event):
+            return
 
 
 async def _disconnected(request: Request) -> None:
@@ -181,10 +179,7 @@ async def _stream(
                          "code": "job_requeued"}  # fmt: skip
                 yield _data({"error": error})
                 return
-            if state is None or not state.finished:
-                continue
-            _, attempt = await current_attempt(ctx.aredis, job_id)
-            if not is_final(event, attempt):
+            if state is None or not await ends_current_attempt(ctx.aredis, job_id, event):
                 continue
             done = True
             job = await run_in_threadpool(ctx.client.get, job_id, with_output=False)

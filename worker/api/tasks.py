@@ -15,13 +15,7 @@ from sse_starlette import EventSourceResponse
 from worker.api.auth import require_token
 from worker.api.context import ApiContext, context
 from worker.api.errors import ApiError
-from worker.api.follow import (
-    current_attempt,
-    has_events_after,
-    is_final,
-    job_events,
-    valid_stream_id,
-)
+from worker.api.follow import ends_current_attempt, has_events_after, job_events, valid_stream_id
 from worker.api.tasks_schema import (
     Accepted,
     CancelResult,
@@ -240,13 +234,8 @@ async def _sse(
         message = sse_message(event)
         if message is not None:
             yield message
-        if event.type == "forgotten":
+        if event.type == "forgotten" or await ends_current_attempt(ctx.aredis, job_id, event):
             return
-        state = event.state
-        if state is not None and state.finished:
-            _, attempt = await current_attempt(ctx.aredis, job_id)
-            if is_final(event, attempt):
-                return
 
 
 def sse_message(event: Event) -> dict[str, str] | None:
