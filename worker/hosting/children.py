@@ -26,7 +26,7 @@ from typing import IO, Any
 import redis
 
 from worker.queue import keys
-from worker.queue.events import read_events
+from worker.queue.events import Event, read_events
 from worker.queue.heartbeats import HeartbeatWatch
 
 STOP_TIMEOUT_S = 30.0  # a warm shutdown hands the running job back; then it is killed
@@ -178,21 +178,42 @@ def _worker_id_of(pid: int, workers: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def wait_announced(
+    client: redis.Redis,
+    after: str,
+    timeout: float,
+    role: str = "worker",
+    alive: Callable[[], bool] = lambda: True,
+) -> Event | None:
+    """The first "ready" announcement of a `role` child ("worker", or "api") on the global
+    stream after event `after`; None when `alive()` turns false (the child died, a stop was
+    asked) or time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        for event in read_events(client, {keys.GLOBAL_EVENTS: after}, block_ms=250):
+            after = event.id
+            if event.type == role and event.data.get("state") == "ready":
+                return event
+    return None
+
+
 def wait_worker_ready(
     client: redis.Redis,
     after: str,
     timeout: float,
     alive: Callable[[], bool] = lambda: True,
 ) -> str | None:
-    """The id of the first worker to announce itself ready on the global stream after event
-    `after`; None when `alive()` turns false (the child died, a stop was asked) or time is up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        for event in read_events(client, {keys.GLOBAL_EVENTS: after}, block_ms=250):
-            after = event.id
-            if event.type == "worker" and event.data.get("state") == "ready":
-                return str(event.data.get("worker"))
-    return None
+    """The id of the first worker to announce itself ready after event `after` (see
+    wait_announced)."""
+    event = wait_announced(client, after, timeout, "worker", alive)
+    return None if event is None else str(event.data.get("worker"))
+
+
+def free_loopback_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for an API child)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> int:

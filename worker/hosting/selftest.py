@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from worker.api.token import TokenFile
-from worker.hosting.children import WorkerChild, worker_env
+from worker.hosting.children import WorkerChild, free_loopback_port, wait_announced, worker_env
 from worker.hosting.server import BundledServer
 from worker.jobs.job import JobState
 from worker.jobs.spec import JobSpec
@@ -22,7 +21,6 @@ from worker.modelfile.check import check_model_file
 from worker.queue import keys
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
-from worker.queue.events import read_events
 from worker.queue.replies import last_stream_id
 from worker.settings import Settings
 
@@ -52,16 +50,17 @@ def run_self_test(model: str, timeout: float = 120.0) -> int:
             env = worker_env(address.celery_url, base, PROMPTSPOOL_HOME=str(home))
             worker = WorkerChild(env, args=["--loglevel", "ERROR"], log=log_path)
             worker.start()
-            api = WorkerChild({**env, "PROMPTSPOOL_HTTP_PORT": str(_free_port())}, log=log_path,
-                              role="api")  # fmt: skip
+            api_env = {**env, "PROMPTSPOOL_HTTP_PORT": str(free_loopback_port())}
+            api = WorkerChild(api_env, log=log_path, role="api")
             api.start()
             if worker.wait_ready(client.redis, after, timeout) is None:
                 print(f"self-test: the worker did not start\n{_tail(log_path)}", file=sys.stderr)
                 return 1
-            url = _wait_api(client, after, timeout, api)
-            if url is None:
+            announced = wait_announced(client.redis, after, timeout, "api", lambda: api.running)
+            if announced is None:
                 print(f"self-test: the HTTP API did not start\n{_tail(log_path)}", file=sys.stderr)
                 return 1
+            url = str(announced.data["url"])
             ready_s = time.perf_counter() - started
             spec = JobSpec(prompt=PROMPT, model=str(model_path), max_tokens=48, seed=1)
             token = TokenFile(settings.paths.config).read()
@@ -86,23 +85,6 @@ def run_self_test(model: str, timeout: float = 120.0) -> int:
             worker.stop()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_api(client: JobClient, after: str, timeout: float, api: WorkerChild) -> str | None:
-    """The API's URL once it announced that it listens; None if it died or time ran out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and api.running:
-        for event in read_events(client.redis, {keys.GLOBAL_EVENTS: after}, block_ms=250):
-            after = event.id
-            if event.type == "api" and event.data.get("state") == "ready":
-                return str(event.data["url"])
-    return None
 
 
 def _post(url: str, body: dict[str, object], token: str) -> dict[str, object]:

@@ -11,7 +11,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,13 @@ if TYPE_CHECKING:  # the benchmarks use this module without pytest
     import pytest
 
 from worker.api.token import TokenFile
-from worker.hosting.children import WorkerChild, stop_process, worker_command
+from worker.hosting.children import (
+    WorkerChild,
+    free_loopback_port,
+    stop_process,
+    wait_announced,
+    worker_command,
+)
 from worker.hosting.server import BundledServer
 from worker.queue import keys
 from worker.queue.client import JobClient
@@ -103,16 +108,7 @@ class Queue:
         child = WorkerChild({**self.env, **env}, args=["--loglevel", "WARNING"], log=log,
                             die_with_parent=False)  # fmt: skip
         process = child.start()
-        try:
-            event = wait_for_event(
-                self.redis,
-                lambda e: e.type == "worker" and e.data.get("state") == "ready",
-                after=after,
-                timeout=timeout,
-            )
-        except AssertionError:
-            process.kill()
-            raise
+        event = _announced(self.redis, process, after, timeout, "worker")
         handle = WorkerHandle(process, str(event.data["worker"]))
         self.workers.append(handle)
         return handle
@@ -368,11 +364,19 @@ class ServeProcess:
         return code
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+free_port = free_loopback_port  # the name the tests use
+
+
+def _announced(
+    client: redis.Redis, process: subprocess.Popen[bytes], after: str, timeout: float, role: str
+) -> Event:
+    """The child's ready announcement; AssertionError (the child killed) if it died first or
+    did not announce itself within `timeout`."""
+    event = wait_announced(client, after, timeout, role, lambda: process.poll() is None)
+    if event is None:
+        process.kill()
+        raise AssertionError(f"the {role} (pid {process.pid}) did not get ready in {timeout} s")
+    return event
 
 
 @dataclass
@@ -395,16 +399,7 @@ class ApiProcess:
         after = last_event_id(queue.redis)
         command = worker_command(exit_with_parent=False, role="api")
         process = subprocess.Popen(command, env=env, stderr=stderr)
-        try:
-            event = wait_for_event(
-                queue.redis,
-                lambda e: e.type == "api" and e.data.get("state") == "ready",
-                after=after,
-                timeout=timeout,
-            )
-        except AssertionError:
-            process.kill()
-            raise
+        event = _announced(queue.redis, process, after, timeout, "api")
         token = TokenFile(queue.settings.paths.config).read()
         return cls(process, str(event.data["url"]), token)
 
