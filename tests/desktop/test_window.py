@@ -91,7 +91,11 @@ def test_cancel_and_retry_several_jobs_from_the_ui(
         index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     )
     assert set(table.selected_ids()) == {second, third}
-    QTest.keyClick(table, Qt.Key.Key_Delete)
+    # Each command's result is awaited before the next: the state change can reach the
+    # table before the command reports, and a late report must not pass for the next one.
+    with qtbot.waitSignal(desk.commands.action_finished, timeout=WAIT_MS) as deleted:
+        QTest.keyClick(table, Qt.Key.Key_Delete)
+    assert sorted(deleted.args[0].done) == sorted([second, third])
     qtbot.waitUntil(
         lambda: (
             state_of(desk, second) is JobState.cancelled
@@ -103,13 +107,16 @@ def test_cancel_and_retry_several_jobs_from_the_ui(
     table.select_job(first)
     detail = desk.window.detail
     qtbot.waitUntil(lambda: detail.job_id == first and detail.output_text() != "", timeout=WAIT_MS)
-    QTest.mouseClick(detail.cancel_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(desk.commands.action_finished, timeout=WAIT_MS) as cancelled:
+        QTest.mouseClick(detail.cancel_button, Qt.MouseButton.LeftButton)
+    assert cancelled.args[0].done == [first]
     qtbot.waitUntil(lambda: state_of(desk, first) is JobState.cancelled, timeout=WAIT_MS)
     assert queue.client.get(first).output  # the partial output is kept
     # Retry all three with Ctrl+R; the first runs again, the others queue behind it.
     table.selectAll()
     with qtbot.waitSignal(desk.commands.action_finished, timeout=WAIT_MS) as retried:
         QTest.keyClick(table, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert retried.args[0].verb == "Queued again"
     assert sorted(retried.args[0].done) == sorted([first, second, third])
     qtbot.waitUntil(lambda: all(attempt_of(desk, j) == 2 for j in (first, second, third)))
     qtbot.waitUntil(lambda: detail.tabs.tabText(2) == "Attempts (2)", timeout=WAIT_MS)
