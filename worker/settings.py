@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from worker.jobs.promptformat import AUTO, check_prompt_format
 from worker.jobs.spec import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MIN_P,
@@ -22,6 +23,7 @@ from worker.jobs.spec import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     DEFAULT_TOP_P,
+    MAX_PROMPT_CHARS,
     SAMPLING_FIELDS,
     MaxTokens,
     MinP,
@@ -179,7 +181,18 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Largest request body or uploaded file the API takes, in MB.",
     )
+    system_prompt: str = Field(
+        default="",
+        max_length=MAX_PROMPT_CHARS,
+        description="System prompt for new jobs (empty: none).",
+    )
+    prompt_format: str = Field(
+        default=AUTO,
+        description="Prompt format for new jobs: 'auto' (the model's chat template, else raw "
+        "text), 'raw', or a llama.cpp built-in template such as 'chatml'.",
+    )
     notifications: bool = Field(default=True, description="Notify when jobs finish.")
+    notify_sound: bool = Field(default=False, description="Play a sound with notifications.")
     keep_in_tray: bool = Field(default=True, description="Closing the window keeps the queue.")
 
     @classmethod
@@ -203,7 +216,16 @@ class Settings(BaseSettings):
         defaults: dict[str, Any] = {name: getattr(self, name) for name in SAMPLING_FIELDS}
         if self.model is not None:
             defaults["model"] = str(self.model)
+        if self.system_prompt.strip():
+            defaults["system"] = self.system_prompt
+        if self.prompt_format != AUTO:
+            defaults["prompt_format"] = self.prompt_format
         return defaults
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_prompt_format(cls, value: str) -> str:
+        return check_prompt_format(value)
 
     @property
     def paths(self) -> AppPaths:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worker.jobs.promptformat import check_prompt_format
+
 MAX_PROMPT_CHARS = 4_000_000
 
 # The sampling fields: their bounds (here) and defaults (below) are the one definition that
@@ -70,6 +72,23 @@ class JobSpec(BaseModel):
     raw: bool = Field(
         default=False, description="Plain completion even if the model has a chat template."
     )
+    system: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="System prompt: the instructions the model reads before the prompt "
+        "(a system message in `messages` takes its place).",
+    )
+    prompt_format: str | None = Field(
+        default=None,
+        description="How the prompt is formatted: 'auto' (the model's chat template when "
+        "it has one, else raw text), 'raw', or a llama.cpp built-in template such as "
+        "'chatml', 'llama3' or 'gemma'.",
+    )
+    parent: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The job this one follows up: its conversation continues here.",
+    )
 
     @field_validator(*SAMPLING_FIELDS, "seed", "timeout", mode="before")
     @classmethod
@@ -78,6 +97,11 @@ class JobSpec(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be a number, not true or false")
         return value
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_prompt_format(cls, value: str | None) -> str | None:
+        return None if value is None else check_prompt_format(value)
 
     @field_validator("stop")
     @classmethod
