@@ -128,3 +128,19 @@ def test_status_bar_says_why_the_gpu_is_not_used() -> None:
         assert shown == text
         assert tip
     assert gpu_text(cases[3][0])[2] == f"CPU only: {cpu_build}"
+
+
+def test_qt_calls_keep_none_alive(qtbot: QtBot) -> None:
+    """PySide6 6.12.0 on Python 3.11 dropped one reference to None per Qt call returning
+    nothing, and the app aborted with 'none_dealloc' after enough of them (pyproject
+    excludes that version). 10,000 calls must leave None's count where it was."""
+    import sys
+
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    qtbot.addWidget(label)
+    before = sys.getrefcount(None)
+    for _ in range(10_000):
+        label.setText("x")
+    assert abs(sys.getrefcount(None) - before) < 100
