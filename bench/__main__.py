@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bench import batching, http_api, latency, openai_api, reliability, streaming
+from bench import batching, http_api, latency, modelinfo, openai_api, reliability, streaming
 from bench.common import emit, machine, stories_model
 
 
@@ -40,6 +40,8 @@ def main() -> None:
         "http_memory": lambda: http_api.memory_with_open_streams(model),
         "chat_token_latency": lambda: openai_api.chat_token_latency(model),
         "batch_upload": lambda: openai_api.batch_upload(model),
+        # A model's details: the header scan vs gguf.GGUFReader, on 128k-262k vocabularies.
+        "modelinfo": modelinfo.run,
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from worker.modelfile.check import check_model_file
+from worker.modelfile.layout import GgufError, GgufLayout, scan_gguf
+from worker.modelfile.layout import clear_cache as clear_layout_cache
+from worker.modelfile.reader import GgufArray, MetaValue
+
+CHAT_TEMPLATE = "tokenizer.chat_template"
+VOCABULARY = "tokenizer.ggml.tokens"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,9 @@ class ModelInfo:
     quantization: str | None = None
     context_length: int | None = None
     chat_template: bool = False
+    vocab_size: int | None = None  # the length of the token list (its strings are never read)
+    tensor_count: int = 0
+    chat_template_text: str | None = None  # None also for a template over reader.LONG_STRING
 
     def summary(self) -> str:
         """One line, e.g. 'llama · 7.2B params · Q4_K_M · 4,096 ctx · chat template · 4.1 GB'."""
@@ -52,75 +60,115 @@ def human_bytes(value: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _value(fields: dict[str, Any], key: str) -> Any:
-    field = fields.get(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except (ValueError, IndexError, TypeError):
-        return None
-
-
-def _quantization(fields: dict[str, Any], tensors: list[Any]) -> str | None:
-    import gguf
-
-    file_type = _value(fields, "general.file_type")
-    if isinstance(file_type, int):
-        try:
-            name = gguf.LlamaFileType(file_type).name
-        except ValueError:
-            name = None
-        if name:
-            return name.removeprefix("MOSTLY_").removeprefix("ALL_")
-    weights: Counter[str] = Counter()
-    for tensor in tensors:  # no file type recorded: the type holding most of the bytes
-        weights[tensor.tensor_type.name] += int(tensor.n_bytes)
-    return weights.most_common(1)[0][0] if weights else None
-
-
 def read_model_info(path: str | Path) -> ModelInfo:
-    """The file's metadata; ValueError (naming the file and the reason) if it is no usable GGUF."""
+    """The file's metadata; ValueError (naming the file and the reason) if it is no usable GGUF.
+
+    Read from the header alone by worker.modelfile.layout (the vocabulary is counted, never
+    read: tens of milliseconds and a few hundred KB even for a 262k-token vocabulary), and
+    cached per file version (path, size, mtime, inode): the same object while the file is
+    unchanged.
+    """
     model = check_model_file(path)
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(model))
-    except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
+        info = model.stat()
+        return _read(model, info.st_size, info.st_mtime_ns, info.st_ino)
+    except GgufError as exc:
         raise ValueError(f"model {str(model)!r}: cannot read its GGUF metadata ({exc})") from exc
-    fields: dict[str, Any] = dict(reader.fields)
-    arch = _value(fields, "general.architecture")
-    context = _value(fields, f"{arch}.context_length") if arch else None
-    tensors = list(reader.tensors)
+    except OSError as exc:
+        raise ValueError(f"model {str(model)!r}: cannot be read ({exc.strerror})") from exc
+
+
+def clear_cache() -> None:
+    """Forget every file's details and scan (tests and benchmarks read files cold)."""
+    _read.cache_clear()
+    clear_layout_cache()
+
+
+@lru_cache(maxsize=64)
+def _read(model: Path, _size: int, _mtime_ns: int, _inode: int) -> ModelInfo:
+    layout = scan_gguf(model)
+    meta = layout.metadata
+    arch = layout.architecture
+    template = meta.get(CHAT_TEMPLATE)
     return ModelInfo(
         path=model,
-        file_size=model.stat().st_size,
-        architecture=str(arch) if arch else None,
-        name=str(_value(fields, "general.name") or "") or None,
-        parameters=sum(int(t.n_elements) for t in tensors) or None,
-        quantization=_quantization(fields, tensors),
-        context_length=int(context) if isinstance(context, int) else None,
-        chat_template="tokenizer.chat_template" in fields,
+        file_size=layout.file_size,
+        architecture=arch,
+        name=_text(meta.get("general.name")),
+        parameters=layout.parameters or None,
+        quantization=quantization(layout),
+        context_length=_count(meta.get(f"{arch}.context_length")) if arch else None,
+        chat_template=CHAT_TEMPLATE in meta,
+        vocab_size=layout.array_length(VOCABULARY),
+        tensor_count=layout.tensor_count,
+        chat_template_text=template if isinstance(template, str) else None,
     )
 
 
-def kv_bytes_per_token(model: Path) -> int | None:
-    """K and V bytes per token at f16, from the GGUF header (None if it cannot be read)."""
-    try:
-        from gguf import GGUFReader
+def quantization(layout: GgufLayout) -> str | None:
+    """The file type's name (e.g. 'Q4_K_M'), else the tensor type holding most of the bytes."""
+    from gguf import GGMLQuantizationType, LlamaFileType
 
-        fields: dict[str, Any] = dict(GGUFReader(str(model)).fields)
-
-        def value(key: str) -> Any:
-            field = fields.get(key)
-            return field.contents() if field is not None else None
-
-        arch = value("general.architecture")
-        layers = int(value(f"{arch}.block_count"))
-        embd = int(value(f"{arch}.embedding_length"))
-        heads = int(value(f"{arch}.attention.head_count"))
-        kv_heads = value(f"{arch}.attention.head_count_kv")
-        kv_heads = int(kv_heads) if kv_heads is not None else heads
-    except (OSError, ValueError, TypeError, KeyError, IndexError):
+    file_type = _count(layout.metadata.get("general.file_type"))
+    if file_type is not None:
+        try:
+            return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        except ValueError:
+            pass  # a file type newer than the gguf package
+    weights = {kind: n for kind, n in layout.bytes_by_type.items() if n}
+    if not weights:
         return None
-    return layers * 2 * kv_heads * (embd // heads) * 2
+    kind = max(weights, key=lambda k: weights[k])
+    try:
+        return GGMLQuantizationType(kind).name
+    except ValueError:
+        return None
+
+
+def kv_bytes_per_token(model: Path) -> int | None:
+    """K and V bytes per token at f16, from the GGUF header (None if it cannot be read).
+
+    Per layer: 2 (K and V) x its KV heads x the head size x 2 bytes. The KV heads may be one
+    number or one per layer (Gemma 3n/4); the head size is `attention.key_length` /
+    `value_length` where recorded, else the embedding length / the heads.
+    """
+    try:
+        meta = scan_gguf(model).metadata
+    except (OSError, GgufError):
+        return None
+    arch = meta.get("general.architecture")
+    layers = _count(meta.get(f"{arch}.block_count"))
+    embd = _count(meta.get(f"{arch}.embedding_length"))
+    heads = _per_layer(meta.get(f"{arch}.attention.head_count"), layers)
+    kv_heads = _per_layer(meta.get(f"{arch}.attention.head_count_kv"), layers) or heads
+    if not layers or not embd or not heads or not kv_heads or not max(heads):
+        return None
+    default = embd // max(heads)
+    key = _count(meta.get(f"{arch}.attention.key_length")) or default
+    value = _count(meta.get(f"{arch}.attention.value_length")) or default
+    return sum(kv_heads) * (key + value) * 2
+
+
+def _per_layer(value: MetaValue | None, layers: int | None) -> list[int] | None:
+    """A count given once for all layers or once per layer, as one per layer."""
+    if not layers:
+        return None
+    if isinstance(value, GgufArray):
+        items = value.items
+        if items is None or len(items) != layers:
+            return None
+        counts = [_count(item) for item in items]
+        return None if any(c is None for c in counts) else [c for c in counts if c is not None]
+    count = _count(value)
+    return None if count is None else [count] * layers
+
+
+def _count(value: MetaValue | None) -> int | None:
+    """A non-negative integer value; None for a missing key or a value of another type."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _text(value: MetaValue | None) -> str | None:
+    return value if isinstance(value, str) and value else None
