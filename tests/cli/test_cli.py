@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,39 @@ def test_submit_files_queues_good_and_names_refused(
     assert titles == {"a.txt", "b.md"}
 
 
+def test_submit_lists_every_bad_line_of_a_jsonl_file(
+    queue: Queue, tmp_path: Path, tiny_model: Path
+) -> None:
+    (tmp_path / "good.txt").write_text("The cat sat")
+    bad = tmp_path / "jobs.jsonl"
+    bad.write_text('{"prompt": "a"}\n{"prompt": "b", "temprature": 0.5}\n{"prompt": "c"}\n'
+                   '{"prompt": "d", "max_tok')  # a truncated last line  # fmt: skip
+    done = run("submit", str(tmp_path / "good.txt"), str(bad), "--model", str(tiny_model))
+    assert done.returncode == 1
+    typo = "line 2: field 'temprature': unknown field; did you mean 'temperature'?"
+    assert done.stderr.splitlines() == [
+        f"promptspool: refused {bad}: {typo} (and 1 more bad line)",
+        f"  {typo}",
+        "  line 4: invalid JSON at column 17: Unterminated string starting at",
+    ]
+    [job_id] = done.stdout.split()  # the good file only: nothing of the bad one
+    assert [job.id for job in queue.client.list()] == [job_id]
+
+
+def test_submit_names_the_field_a_misspelt_one_meant(
+    queue: Queue, tmp_path: Path, tiny_model: Path
+) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"prompt": "hi", "max_token": 5}))
+    done = run("submit", str(path), "--model", str(tiny_model))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"promptspool: refused {path}: field 'max_token': unknown field; "
+        "did you mean 'max_tokens'?\n"
+    )
+    assert queue.client.list() == []
+
+
 def test_watch_replays_and_exit_codes(
     running_queue: Queue, tiny_model: Path, slow_model: Path
 ) -> None:
@@ -114,6 +148,22 @@ def test_export_formats(running_queue: Queue, tmp_path: Path, tiny_model: Path) 
     lines = run("export", ids[0], "--format", "jsonl").stdout.splitlines()
     assert [json.loads(line)["id"] for line in lines] == [ids[0]]
     assert len(json.loads(run("export", "--format", "json").stdout)) == 2
+
+
+def test_export_writes_iso_times_parameters_and_inert_html(
+    queue: Queue, tmp_path: Path, tiny_model: Path
+) -> None:
+    spec = JobSpec(model=str(tiny_model), prompt="<script>alert(1)</script>", seed=7,
+                   temperature=0.25, title="<img src=x onerror=alert(1)>")  # fmt: skip
+    [job_id] = queue.client.submit([spec])
+    [job] = json.loads(run("export", job_id, "--format", "json").stdout)
+    created = datetime.fromisoformat(job["created_at"])
+    assert created.utcoffset() == timedelta(0)
+    assert abs(created.timestamp() - queue.client.get(job_id).created_at) < 0.001
+    md = run("export", job_id, "--format", "md").stdout
+    assert "temperature `0.25`" in md and "seed `7`" in md and "priority normal" in md
+    assert "```text\n<script>alert(1)</script>\n```" in md  # in a code block: shown, not run
+    assert "<img" not in md and "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
 
 
 def test_serve_starts_runs_and_stops_cleanly(isolated_home: Path, tiny_model: Path) -> None:

@@ -277,8 +277,28 @@ def test_json_wrong_type_names_the_field(tmp_path: Path) -> None:
 
 
 def test_json_unknown_field_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path / "bad.json", json.dumps({"prompt": "Hi", "temp": 1}))
-    assert only_refusal(load(path)).reason == "field 'temp': Extra inputs are not permitted"
+    path = write(tmp_path / "bad.json", json.dumps({"prompt": "Hi", "nope": 1}))
+    assert only_refusal(load(path)).reason == "field 'nope': unknown field"
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("temprature", "temperature"), ("temp", "temperature"), ("max_token", "max_tokens"),
+     ("Seed", "seed"), ("prompt_fromat", "prompt_format")],
+)  # fmt: skip
+def test_json_misspelt_field_names_the_nearest(tmp_path: Path, typo: str, meant: str) -> None:
+    path = write(tmp_path / "typo.json", json.dumps({"prompt": "Hi", typo: 1}))
+    assert only_refusal(load(path)).reason == (
+        f"field '{typo}': unknown field; did you mean '{meant}'?"
+    )
+
+
+def test_misspelt_field_inside_a_message_names_the_nearest(tmp_path: Path) -> None:
+    spec_in = {"messages": [{"role": "user", "content": "a", "contnet": "b"}]}
+    path = write(tmp_path / "chat.json", json.dumps(spec_in))
+    assert only_refusal(load(path)).reason == (
+        "field 'messages[0].contnet': unknown field; did you mean 'content'?"
+    )
 
 
 def test_json_out_of_range_value_is_refused(tmp_path: Path) -> None:
@@ -374,9 +394,46 @@ def test_jsonl_non_object_line_is_refused(tmp_path: Path) -> None:
 
 def test_jsonl_single_bad_line_still_has_line_prefix(tmp_path: Path) -> None:
     path = write(tmp_path / "jobs.jsonl", '\n{"prompt": "a", "nope": 1}\n')
-    assert only_refusal(load(path)).reason == (
-        "line 2: field 'nope': Extra inputs are not permitted"
+    refusal = only_refusal(load(path))
+    assert refusal.reason == "line 2: field 'nope': unknown field"
+    assert refusal.problems == ()  # the reason says it all
+
+
+def test_jsonl_lists_every_bad_line_a_truncated_last_one_too(tmp_path: Path) -> None:
+    lines = ['{"prompt": "a"}', '{"prompt": "b", "temprature": 0.5}', '{"prompt": "c"}',
+             '{"prompt": "d", "max_tok']  # fmt: skip
+    path = write(tmp_path / "jobs.jsonl", "\n".join(lines))
+    refusal = only_refusal(load(path))
+    first = "line 2: field 'temprature': unknown field; did you mean 'temperature'?"
+    assert refusal.reason == f"{first} (and 1 more bad line)"
+    assert refusal.problems == (
+        first,
+        "line 4: invalid JSON at column 17: Unterminated string starting at",
     )
+
+
+def test_jsonl_with_many_bad_lines_lists_the_first_ones_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    count = promptfiles.MAX_LISTED + 5
+    path = write(tmp_path / "jobs.jsonl", "\n".join(['{"prompt": 1}'] * count))
+    refusal = only_refusal(load(path))
+    assert refusal.reason.endswith(f"(and {count - 1} more bad lines)")
+    assert len(refusal.problems) == promptfiles.MAX_LISTED + 1
+    assert refusal.problems[0].startswith("line 1: field 'prompt':")
+    assert refusal.problems[-2].startswith(f"line {promptfiles.MAX_LISTED}: ")
+    assert refusal.problems[-1] == "and 5 more bad lines"
+
+
+def test_json_list_lists_every_bad_item(tmp_path: Path) -> None:
+    items = [{"prompt": "ok", "sed": 1}, {"prompt": "ok"}, 7]
+    path = write(tmp_path / "batch.json", json.dumps(items))
+    refusal = only_refusal(load(path))
+    assert refusal.problems == (
+        "item 1: field 'sed': unknown field; did you mean 'seed'?",
+        "item 3: expected a JSON object (a job spec), got number",
+    )
+    assert refusal.reason == f"{refusal.problems[0]} (and 1 more bad item)"
 
 
 # --- folders --------------------------------------------------------------------------------

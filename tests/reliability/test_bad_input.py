@@ -181,7 +181,7 @@ def test_json_of_wrong_types(cli: Run, queue: Queue, tiny_model: Path, tmp_path:
 def test_json_unknown_field(cli: Run, queue: Queue, tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "typo.json"
     path.write_text(json.dumps({"prompt": "hi", "tempreature": 0.5}))
-    refused(cli, queue, tiny_model, path, "field 'tempreature'", "Extra inputs are not permitted")
+    refused(cli, queue, tiny_model, path, "field 'tempreature'", "did you mean 'temperature'?")
 
 
 def test_json_that_is_not_an_object(

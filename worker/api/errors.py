@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
-from worker.jobs.validation import describe_validation_error
+from worker.jobs.validation import describe_validation_error, error_message
 from worker.queue.connection import QueueUnavailable, is_queue_outage
 from worker.queue.ledger import JobStateError, UnknownJobError
 
@@ -89,7 +89,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
+        errors = [_with_hint(e, _body_model(request)) for e in exc.errors()]
         if not request.url.path.startswith("/v1/"):
             detail = [{**e, "field": field_path(e.get("loc", ()))} for e in errors]
             return JSONResponse({"detail": _plain(detail)}, status_code=422)
@@ -123,6 +123,22 @@ def install(app: FastAPI) -> None:
                             headers={"Retry-After": "1"})  # fmt: skip
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return _respond(request, 500, f"internal error: {exc!r}", code="internal_error")
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The model the route reads its JSON body as, if it has one."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _with_hint(error: Any, model: type[BaseModel] | None) -> Any:
+    """An unknown field's error says so, naming the nearest known field when one is close."""
+    if not isinstance(error, dict) or error.get("type") != "extra_forbidden":
+        return error
+    loc = tuple(error.get("loc", ()))
+    inside = loc[1:] if loc[:1] == ("body",) else loc
+    return {**error, "msg": error_message({**error, "loc": inside}, model)}
 
 
 def _plain(value: Any) -> Any:

@@ -1,11 +1,12 @@
-"""What every command shares: exit codes, the one-line refusal, and opening a queue client."""
+"""What every command shares: exit codes, refusals, and opening a queue client."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from worker.cli.terminal import one_line, say
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+def say_refused(path: object, reason: str, problems: Sequence[str] = ()) -> None:
+    """'promptspool: refused PATH: REASON' on stderr, then each of its bad lines indented."""
+    say(f"promptspool: refused {one_line(path)}: {one_line(reason)}")
+    for problem in problems:
+        say(f"  {one_line(problem)}")
 
 
 def add_command(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:

@@ -11,11 +11,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.cli.batches import cli_defaults, submit_batch_files
-from worker.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_command, open_client
+from worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    add_command,
+    open_client,
+    say_refused,
+)
 from worker.cli.terminal import one_line, say
 from worker.jobs.intake import plan
 from worker.jobs.job import JobState
 from worker.jobs.promptfiles import split_batch_files
+from worker.jobs.promptformat import check_prompt_format
 from worker.jobs.spec import JobSpec, Priority
 from worker.jobs.validation import describe_validation_error
 from worker.settings import Settings
@@ -33,8 +41,24 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--priority", choices=[x.value for x in Priority])
     p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.add_argument(
+        "--system",
+        metavar="TEXT",
+        help='system prompt: instructions the model reads first ("": none)',
+    )
+    p.add_argument("--format", type=_prompt_format, metavar="NAME", dest="prompt_format",
+                   help="prompt format: auto (the model's chat template, else raw text), raw, "
+                   "or a llama.cpp built-in template such as chatml, llama3, gemma")  # fmt: skip
     p.add_argument("--wait", action="store_true", help="wait until the jobs end")
     p.add_argument("--json", action="store_true")
+
+
+def _prompt_format(value: str) -> str:
+    """--format's value, checked; argparse prints the reason and the nearest name."""
+    try:
+        return check_prompt_format(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,6 +68,8 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "priority": args.priority,
         "timeout": args.timeout,
+        "system": args.system,
+        "prompt_format": args.prompt_format,
     }
 
 
@@ -61,6 +87,9 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     batch_files, paths = split_batch_files(args.paths)
     code = EXIT_OK
     if batch_files:  # OpenAI batch files: each one a batch
+        if args.system is not None or args.prompt_format is not None:
+            say("promptspool: --system and --format do not apply to OpenAI batch files "
+                "(their requests bring their own messages)")  # fmt: skip
         defaults = cli_defaults(settings, args.model, _given(args))
         code = submit_batch_files(batch_files, defaults, settings, args)
         if not paths and not args.prompt:
@@ -77,8 +106,8 @@ def _submit_jobs(args: argparse.Namespace, settings: Settings, paths: list[Path]
         except ValidationError as exc:
             raise CliError(f"--prompt: {describe_validation_error(exc)}") from exc
     loaded = plan(paths, defaults, deep=True)
-    for refusal in loaded.refused:
-        say(f"promptspool: refused {one_line(refusal.path)}: {one_line(refusal.reason)}")
+    for refusal in loaded.refused:  # a file of job specs: each bad line listed under it
+        say_refused(refusal.path, refusal.reason, refusal.problems)
     specs.extend(loaded.specs)
     if not specs:
         return EXIT_FAILED

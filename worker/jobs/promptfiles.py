@@ -21,6 +21,7 @@ __all__ = [
     "MAX_FILES",
     "MAX_FILE_BYTES",
     "MAX_FOLDERS",
+    "MAX_LISTED",
     "SUPPORTED_SUFFIXES",
     "LoadResult",
     "PromptSource",
@@ -33,6 +34,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".prompt", ".json", ".jsonl")
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger prompt files are refused
 MAX_FILES = 10_000  # a drop/folder with more supported files is refused as a whole
 MAX_FOLDERS = 10_000  # a folder holding more folders (followed links included) is too
+MAX_LISTED = 20  # a refused file's bad lines (items) named one by one; the rest are counted
 
 _TEXT_SUFFIXES = (".txt", ".md", ".prompt")
 BATCH_FILE = (
@@ -54,10 +56,13 @@ _JSON_TYPES = {
 
 @dataclass(frozen=True)
 class Refusal:
-    """A file or folder that queues nothing, and why."""
+    """A file or folder that queues nothing, and why: `reason` is one line (a file with
+    several bad lines names the first and counts the others); `problems` then lists each
+    bad line ("line 5: ...", at most MAX_LISTED, then "and N more bad lines")."""
 
     path: Path
     reason: str
+    problems: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -85,7 +90,11 @@ class LoadResult:
 
 
 class _Refused(Exception):
-    """Internal: the current file is refused with this reason."""
+    """Internal: the current file is refused with this reason (and these bad lines)."""
+
+    def __init__(self, reason: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.problems = problems
 
 
 def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) -> LoadResult:
@@ -126,7 +135,7 @@ def load_prompt_paths(paths: Iterable[Path | str], defaults: Mapping[str, Any]) 
             try:
                 specs = _load_file(path, defaults)
             except _Refused as exc:
-                result.refused.append(Refusal(path, str(exc)))
+                result.refused.append(Refusal(path, str(exc), exc.problems))
             else:
                 result.sources.append(PromptSource(path, specs))
     return result
@@ -223,30 +232,55 @@ def _load_file(path: Path, defaults: Mapping[str, Any]) -> tuple[JobSpec, ...]:
             return (_build_json(value, defaults, _title(path.name)),)
         if not value:
             raise _Refused("the JSON list is empty: no prompts in it")
-        label = "item {}: " if len(value) > 1 else ""
-        items = [(label.format(n), n, item) for n, item in enumerate(value, start=1)]
-    else:
-        # One pass, parsing and validating each line in turn: the reason names the first
-        # bad line, whatever is wrong with it.
-        lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
-        several = len(lines) > 1
-        specs = []
-        for index, (lineno, line) in enumerate(lines, start=1):
-            try:
-                item = _parse_json(line, single_line=True)
-                title = _title(path.name, index if several else None)
-                specs.append(_build_json(item, defaults, title))
-            except _Refused as exc:
-                raise _Refused(f"line {lineno}: {exc}") from exc
-        return tuple(specs)
-    several = len(items) > 1
-    specs = []
-    for prefix, index, item in items:
+        several = len(value) > 1
+        items = [
+            (f"item {n}: " if several else "", _title(path.name, n if several else None), item)
+            for n, item in enumerate(value, start=1)
+        ]
+        return _build_each(items, defaults, "item")
+    # JSON lines: each line is parsed and validated on its own, and every bad one is named.
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    several = len(lines) > 1
+    entries = [
+        (f"line {n}: ", _title(path.name, index if several else None), _Line(line))
+        for index, (n, line) in enumerate(lines, start=1)
+    ]
+    return _build_each(entries, defaults, "line")
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of a JSONL file, not parsed yet."""
+
+    text: str
+
+
+def _build_each(
+    entries: list[tuple[str, str, Any]], defaults: Mapping[str, Any], unit: str
+) -> tuple[JobSpec, ...]:
+    """A spec from each (label, title, JSON value or _Line), or _Refused naming every bad
+    one (the first MAX_LISTED, then how many more): the file is queued whole or not at all."""
+    specs: list[JobSpec] = []
+    bad: list[str] = []
+    count = 0
+    for label, title, entry in entries:
         try:
-            specs.append(_build_json(item, defaults, _title(path.name, index if several else None)))
+            value = _parse_json(entry.text, True) if isinstance(entry, _Line) else entry
+            specs.append(_build_json(value, defaults, title))
         except _Refused as exc:
-            raise _Refused(f"{prefix}{exc}") from exc
-    return tuple(specs)
+            count += 1
+            if len(bad) < MAX_LISTED:
+                bad.append(f"{label}{exc}")
+    if count == 0:
+        return tuple(specs)
+    if count == 1:
+        raise _Refused(bad[0])
+    if count > len(bad):
+        more = count - len(bad)
+        bad.append(f"and {more} more bad {unit}{'s' if more != 1 else ''}")
+    others = count - 1
+    reason = f"{bad[0]} (and {others} more bad {unit}{'s' if others != 1 else ''})"
+    raise _Refused(reason, tuple(bad))
 
 
 def _read_text(path: Path) -> str:

@@ -2,22 +2,92 @@
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
 from pydantic import BaseModel, ValidationError
 
+UNKNOWN_FIELD = "unknown field"
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One short line: the first error's field and reason, and how many more there are."""
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One short line: the first error's field and reason, and how many more there are.
+
+    An unknown field names the nearest field of its model, when one is close ("did you
+    mean"); `model` is the model validated (default: the one the error is titled with).
+    """
     errors = exc.errors(include_url=False)
     if not errors:
         return str(exc)
     first = errors[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    loc = ""
-    for part in first["loc"]:
-        loc += f"[{part}]" if isinstance(part, int) else f".{part}" if loc else str(part)
-    text = f"field '{loc}': {message}" if loc else message
+    text = describe_error(first, model or _model_named(exc.title))
+    if first["type"] == "missing":  # a required field misspelt: "modle" for "model"
+        text += _misspelt_as(first["loc"], errors)
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
+    return text
+
+
+def describe_error(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
+    """One pydantic error as "field 'a.b[0]': reason" (the reason alone for the whole)."""
+    loc = field_path(error.get("loc", ()))
+    message = error_message(error, model)
+    return f"field '{loc}': {message}" if loc else message
+
+
+def error_message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
+    """The reason alone; an unknown field's with the nearest known field, if any is close."""
+    if error.get("type") == "extra_forbidden":
+        return UNKNOWN_FIELD + unknown_field_hint(model, error.get("loc", ()))
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def unknown_field_hint(model: type[BaseModel] | None, loc: Sequence[Any]) -> str:
+    """The hint for the unknown field at `loc` (a path from `model`, as pydantic gives it):
+    "; did you mean 'temperature'?", or "" when no field of its model is close."""
+    names = [str(part) for part in loc if not isinstance(part, int)]
+    if model is None or not names:
+        return ""
+    current: type[BaseModel] | None = model
+    for name in names[:-1]:  # down to the model the unknown field sits in
+        current = _nested_model(current, name) if current is not None else None
+    if current is None:
+        return ""
+    known = [info.alias or field for field, info in current.model_fields.items()]
+    return f"; did you mean {near!r}?" if (near := nearest(names[-1], known)) else ""
+
+
+def nearest(name: str, known: Sequence[str]) -> str | None:
+    """The known name meant by a misspelt or shortened one ('temp' -> 'temperature')."""
+    lowered = name.lower()
+    starting = [k for k in known if len(lowered) >= 3 and k.lower().startswith(lowered)]
+    if len(starting) == 1:
+        return starting[0]
+    near = difflib.get_close_matches(lowered, known, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _misspelt_as(loc: Sequence[Any], errors: Sequence[Mapping[str, Any]]) -> str:
+    """ "; did you misspell it as 'modle'?" when an unknown field beside the missing one at
+    `loc` is close to its name."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    for error in errors:
+        other = tuple(error["loc"])
+        beside = bool(other) and other[:-1] == tuple(loc[:-1])
+        if error["type"] == "extra_forbidden" and beside and nearest(str(other[-1]), [loc[-1]]):
+            return f"; did you misspell it as {other[-1]!r}?"
+    return ""
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """('messages', 0, 'role') -> 'messages[0].role'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
     return text
 
 
@@ -36,3 +106,31 @@ def field_bounds(model: type[BaseModel], name: str) -> tuple[float, float]:
             if (value := getattr(item, attr, None)) is not None:
                 high = float(value)
     return low, high
+
+
+def _nested_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model a field holds (directly, in a list or dict, or as an optional one)."""
+    for field, info in model.model_fields.items():
+        if name in (field, info.alias):
+            return next(_models_in(info.annotation), None)
+    return None
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    elif isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            yield from _models_in(arg)
+
+
+def _model_named(title: str) -> type[BaseModel] | None:
+    """The one loaded model class of this name (a ValidationError names its model only)."""
+    found: list[type[BaseModel]] = []
+    stack: list[type[BaseModel]] = [BaseModel]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            if sub.__name__ == title and sub not in found:
+                found.append(sub)
+    return found[0] if len(found) == 1 else None
