@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from worker.jobs.job import Job, JobState
+from worker.jobs.promptformat import check_prompt_format
 from worker.jobs.spec import (
     MAX_PROMPT_CHARS,
     MaxTokens,
@@ -64,6 +65,27 @@ class GenerateRequest(BaseModel):
     priority: Priority | None = None
     timeout: Timeout | None = None
     raw: bool | None = None
+    system: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description='System prompt (unset: the settings\'; "": none). A system message in '
+        "`messages` wins over it.",
+    )
+    prompt_format: str | None = Field(
+        default=None,
+        description="'auto' (the model's chat template, else raw text), 'raw', or a llama.cpp "
+        "built-in template such as 'chatml', 'llama3' or 'gemma' (unset: the settings').",
+    )
+    parent: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The task this one follows up.",
+    )
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_prompt_format(cls, value: str | None) -> str | None:
+        return None if value is None else check_prompt_format(value)
 
 
 class Accepted(BaseModel):

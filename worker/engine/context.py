@@ -14,6 +14,7 @@ from llama_cpp import _internals
 
 from worker.engine.api import GpuStatus, LoadOptions
 from worker.engine.hardware import gpu_offload_supported, gpu_status, thread_counts
+from worker.engine.markers import is_marker
 from worker.engine.prompting import PromptFormatter
 from worker.jobs.spec import JobSpec
 
@@ -116,21 +117,28 @@ class BatchContext:
     def piece(self, token: int) -> bytes | None:
         """The token's bytes, or None for an end-of-generation token; cached per token.
 
-        Special tokens render as nothing, as in Llama.detokenize.
+        Markers render as nothing (b""): control, unknown and unused tokens, as in
+        Llama.detokenize, and tags such as Gemma's <start_of_image> or <|tool_call> that a
+        GGUF may type as text (see `markers`). They count as generated tokens.
         """
         if token in self._pieces:
             return self._pieces[token]
         value: bytes | None = None
         if not llama_cpp.llama_vocab_is_eog(self.vocab, token):
-            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)
-            if n < 0:  # longer than the buffer: ask again with room for it
-                buf = ctypes.create_string_buffer(-n)
-                n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-                value = buf.raw[:n]
-            else:
-                value = self._piece.raw[:n]
+            value = self._render(token)
+            if is_marker(llama_cpp.llama_vocab_get_attr(self.vocab, token), value):
+                value = b""
         self._pieces[token] = value
         return value
+
+    def _render(self, token: int) -> bytes:
+        """llama.cpp's text for the token (special=False: control tokens are empty)."""
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)
+        if n >= 0:
+            return self._piece.raw[:n]
+        buf = ctypes.create_string_buffer(-n)  # longer than the buffer: ask again with room
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
 
     # --- one decode step ----------------------------------------------------------------
 

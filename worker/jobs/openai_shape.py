@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec, Message
+from worker.jobs.validation import unknown_field_hint
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -115,6 +116,9 @@ class CompletionRequest(_Request):
 
 
 OpenAIRequest = ChatCompletionRequest | CompletionRequest
+# Job fields the queue's defaults never give an OpenAI request: the model is the request's,
+# and a request says everything about its prompt itself.
+_NOT_DEFAULTED = frozenset({"model", "system", "prompt_format", "parent"})
 
 # Parameters that change the result, with the values that change nothing (None always does).
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
@@ -214,22 +218,24 @@ def parse_request(
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise _refused(exc) from exc
+        raise _refused(exc, model) from exc
 
 
-def _refused(exc: ValidationError) -> RequestRefused:
+def _refused(exc: ValidationError, model: type[BaseModel]) -> RequestRefused:
     first = exc.errors(include_url=False)[0]
     param = ""
+    loc: list[str | int] = []
     for part in first["loc"]:
         if isinstance(part, str) and (part in _UNION_TAGS or "[" in part):
             continue  # which member of a union pydantic tried: not a field
+        loc.append(part)
         param += f"[{part}]" if isinstance(part, int) else f".{part}" if param else str(part)
     message = str(first["msg"]).removeprefix("Value error, ")
     code = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}.get(
         first["type"], "invalid_value"
     )
     if code == "unknown_parameter":
-        message = "unknown parameter"
+        message = "unknown parameter" + unknown_field_hint(model, loc)
     return RequestRefused(f"{param}: {message}" if param else message, param or None, code)
 
 
@@ -241,11 +247,13 @@ def to_job(
     via: str = "openai",
 ) -> tuple[JobSpec, JobOrigin]:
     """The job a parsed request asks for, and its origin (the answer's shape, the model name).
-    Unset sampling fields take `defaults` (the queue's); `resolve_model` finds the model file
-    (raising LookupError for an unknown name)."""
+    Unset sampling fields take `defaults` (the queue's); the settings' system prompt and
+    prompt format do not apply (a chat request brings its own messages and gets the model's
+    template; a completion is raw text). `resolve_model` finds the model file (raising
+    LookupError for an unknown name)."""
     _refuse_unsupported(request)
     chat = isinstance(request, ChatCompletionRequest)
-    fields: dict[str, Any] = {k: v for k, v in defaults.items() if k != "model"}
+    fields: dict[str, Any] = {k: v for k, v in defaults.items() if k not in _NOT_DEFAULTED}
     longest = request.max_completion_tokens if isinstance(request, ChatCompletionRequest) else None
     chosen = {
         "max_tokens": longest or request.max_tokens,
@@ -270,7 +278,7 @@ def to_job(
     try:
         spec = JobSpec.model_validate(fields)
     except ValidationError as exc:
-        raise _refused(exc) from exc
+        raise _refused(exc, JobSpec) from exc
     shape: Literal["chat.completion", "text_completion"] = (
         "chat.completion" if chat else "text_completion"
     )
