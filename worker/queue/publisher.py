@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from worker.queue.eta import EtaEstimator
 from worker.queue.ledger import Ledger
 
 
@@ -17,6 +18,10 @@ class StreamPublisher:
     progress event on the global stream. Each batch is one atomic script (Ledger.publish),
     which also reads the job's cancel flag and refuses the writes of an attempt that is no
     longer current: the publisher then raises AttemptSuperseded, and the attempt must stop.
+
+    The `eta` it publishes is its own steady estimate (EtaEstimator), not the engine's raw
+    one: the table, the detail pane and the HTTP API all read it from these events. `eta`:
+    the estimator to use (default: a fresh one on the monotonic clock).
     """
 
     def __init__(
@@ -27,6 +32,7 @@ class StreamPublisher:
         *,
         flush_s: float = 0.025,
         progress_s: float = 0.25,
+        eta: EtaEstimator | None = None,
     ) -> None:
         self.ledger = ledger
         self.job_id = job_id
@@ -40,6 +46,7 @@ class StreamPublisher:
         self._stats: dict[str, Any] = {}
         self._offset = 0  # bytes of output stored so far
         self.cancel_seen = False
+        self._eta = eta if eta is not None else EtaEstimator()  # on the monotonic clock
 
     def _event(self, data: dict[str, Any]) -> str:
         data["id"] = self.job_id
@@ -62,6 +69,9 @@ class StreamPublisher:
                 self._first_at = at if at is not None else time.time()
             self._pending.append(text)
         self._stats = {"type": "progress", "phase": "generating", **stats}
+        if "done" in stats:
+            done, total = int(stats["done"] or 0), int(stats.get("total") or 0)
+            self._stats["eta"] = self._eta.update(done, total)
         if time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
         return self.cancel_seen

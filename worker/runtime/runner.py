@@ -101,10 +101,16 @@ class JobRunner:
         publisher = StreamPublisher(self.ledger, job_id, attempt, flush_s=flush_s)
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
+        warm = self.engine.model_path  # the model loaded before: none or another means a load
 
         def on_progress(phase: str, done: int, total: int, **extra: Any) -> None:
             nonlocal marked_running
-            if phase == "prompt" and not marked_running:
+            if not marked_running and phase in ("prompt", "generating"):
+                if phase == "prompt" and done == 0 and self.engine.model_path != warm:
+                    # Just loaded: its weights page in while the first chunk is read, which
+                    # on a slow disk or a small machine takes long. Still loading, as shown.
+                    publisher.progress("loading", done=0, total=1, model=spec.model)
+                    return
                 marked_running = True
                 stats["prompt_tokens"] = total
                 self.ledger.mark_running(job_id, attempt, total)
@@ -119,7 +125,8 @@ class JobRunner:
 
         try:
             publisher.progress("loading", done=0, total=1, model=spec.model)
-            self.engine.ensure_model(spec.model, self.load_options())
+            # generate() loads the model when needed under the job's stop signal: a cancel or
+            # the time limit stops a long load too (a separate ensure_model() would not).
             result = self.engine.generate(spec, stop, on_progress, on_text)
         except Cancelled as exc:
             publisher.flush()
