@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from PySide6.QtCore import QObject, Signal
 
 from desktop.jobs.model import JobsModel
@@ -17,13 +18,17 @@ from desktop.services.drops import DropOutcome
 from desktop.services.supervisor import Supervisor
 from desktop.services.tasks import TaskGroup
 from desktop.services.uistate import UiState
+from desktop.window.about import AboutDialog, server_version
 from desktop.window.dropsummary import headline
 from desktop.window.mainwindow import MainWindow
 from desktop.window.modelpicker import ask_model_file
 from desktop.window.settingsdialog import SettingsDialog
+from worker.jobs.followup import can_follow_up
 from worker.jobs.job import FINISHED_STATES, JobState
 from worker.jobs.spec import JobSpec
 from worker.modelfile.info import read_model_info
+from worker.queue.connection import QueueUnavailable
+from worker.queue.ledger import UnknownJobError
 from worker.settings import DEFAULT_HTTP_PORT, Settings
 
 API_PORT = "api_port"  # the HTTP API's last port, offered again when it is turned back on
@@ -62,6 +67,7 @@ class Commands(QObject):
         self.supervisor = supervisor
         self.report = report
         self.settings_dialog: SettingsDialog | None = None
+        self.about_dialog: AboutDialog | None = None
 
     def wire(self) -> None:
         """Connect the window's intents to the commands."""
@@ -78,11 +84,14 @@ class Commands(QObject):
         w.clear_finished_requested.connect(self.confirm_clear_finished)
         w.pause_requested.connect(lambda paused: spawn(self.set_paused(paused), "Pause"))
         w.settings_requested.connect(self.open_settings)
+        w.about_requested.connect(self.open_about)
         w.restart_worker_requested.connect(self.restart_worker)
         w.files_dropped.connect(lambda paths: spawn(self.drop(paths), "Drop"))
+        w.files_added.connect(lambda paths: spawn(self.drop(paths, added=True), "Add files"))
         w.export_requested.connect(self.ask_export)
         w.open_model_requested.connect(self.open_model)
         w.submit_requested.connect(lambda spec: spawn(self.submit(spec), "Queue"))
+        w.follow_up_requested.connect(lambda job_id: spawn(self.follow_up(job_id), "Follow up"))
         w.model_changed.connect(lambda path: spawn(self.show_model_info(path), "Model"))
 
     def close(self) -> None:
@@ -103,17 +112,32 @@ class Commands(QObject):
         return [i for i in ids if (row := self.jobs.job(i)) is None or row.state.finished]
 
     async def submit(self, spec: JobSpec) -> list[str]:
+        """Queue the editor's job; a refusal (e.g. a model file gone) is told in the editor."""
         try:
             ids = await self.actions.submit([spec])
         except ValueError as exc:
             self.window.prompt_refused(str(exc))
-            raise
+            self.report(f"Not queued: {exc}")
+            return []
         self.window.prompt_queued()
         self.ui.add_recent_model(spec.model)
         self.select_requested.emit(ids[0])
         self.report(f"Queued “{spec.display_title}”")
         self.submitted.emit(ids)
         return ids
+
+    async def follow_up(self, job_id: str) -> bool:
+        """Put the editor in follow-up mode on the job, read with its whole output."""
+        try:
+            job = await self.pool.call(lambda client: client.get(job_id, with_output=True))
+        except UnknownJobError:
+            self.report("That job is no longer in the queue: it cannot be followed up")
+            return False
+        if not can_follow_up(job):
+            self.report(f"Only a job that succeeded can be followed up (“{job.title}” has not)")
+            return False
+        self.window.start_follow_up(job)
+        return True
 
     async def cancel(self, ids: list[str]) -> ActionResult:
         return self._done(await self.actions.cancel(self._unfinished(ids)))
@@ -144,9 +168,11 @@ class Commands(QObject):
             self.report(f"Queue resumed ({count:,} queued)")
         self.paused_changed.emit(paused)
 
-    async def drop(self, paths: list[Path]) -> DropOutcome:
-        """Queue what the dropped files hold; one summary of what was queued and refused."""
+    async def drop(self, paths: list[Path], *, added: bool = False) -> DropOutcome:
+        """Queue what the dropped (`added`: chosen in Add files) files hold; one summary of
+        what was queued and refused."""
         outcome = await self.actions.drop(paths, self.window.job_defaults())
+        outcome.added = added
         self.window.show_drop_summary(outcome)
         self.report(headline(outcome))
         if outcome.job_ids:
@@ -155,7 +181,7 @@ class Commands(QObject):
         return outcome
 
     def ask_export(self, ids: list[str], fmt: str) -> None:
-        path = self.window.ask_export_path(len(ids), fmt)
+        path = self.window.ask_export_path(ids, fmt)
         if path is not None:
             self.tasks.spawn(self.export(ids, fmt, path), "Export")
 
@@ -189,7 +215,7 @@ class Commands(QObject):
         except ValueError as exc:
             self.window.set_model_info(path, str(exc), ok=False)
         else:
-            self.window.set_model_info(path, info.summary())
+            self.window.set_model_info(path, info.summary(), chat_template=info.chat_template)
 
     def open_settings(self) -> None:
         if self.settings_dialog is not None:
@@ -208,12 +234,38 @@ class Commands(QObject):
     def apply_settings(self, settings: Settings) -> None:
         if self.settings.http_port:
             self.ui.set_text(API_PORT, str(self.settings.http_port))
+        changed = settings.model != self.settings.model
         self.settings = settings
         self.window.apply_settings(settings)
         self.settings_changed.emit(settings)
-        if settings.model and str(settings.model) not in self.window.models():
-            self.choose_model(str(settings.model))
+        if settings.model and (changed or str(settings.model) not in self.window.models()):
+            self.choose_model(str(settings.model))  # the picker follows the default model
         self.report("Settings saved")
+
+    def open_about(self) -> AboutDialog:
+        """Help > About; the queue server's version is filled in once asked."""
+        if self.about_dialog is not None:
+            self.about_dialog.close()
+        dialog = AboutDialog(self.settings.paths, parent=self.window)
+        dialog.finished.connect(lambda _: self._about_closed(dialog))
+        self.about_dialog = dialog
+        if self.pool.address is not None:
+            self.tasks.spawn(self._about_server(dialog), "About")
+        dialog.open()
+        return dialog
+
+    async def _about_server(self, dialog: AboutDialog) -> None:
+        try:
+            info = await self.pool.call(lambda client: dict(client.redis.info("server")))
+        except (QueueUnavailable, redis.RedisError, OSError):
+            return  # it stays "unknown"
+        if dialog is self.about_dialog:
+            dialog.set_server(server_version(info))
+
+    def _about_closed(self, dialog: AboutDialog) -> None:
+        if dialog is self.about_dialog:
+            self.about_dialog = None
+        dialog.deleteLater()
 
     def restart_worker(self) -> None:
         if self.supervisor is None or not self.supervisor.worker_running:

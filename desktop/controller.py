@@ -23,6 +23,7 @@ from desktop.services.tasks import TaskGroup
 from desktop.services.uistate import UiState
 from desktop.window.mainwindow import MainWindow
 from desktop.window.notifier import Notifier
+from desktop.window.quitting import QuitFlow
 from desktop.window.tray import Tray
 from worker.engine.hardware import gpu_memory
 from worker.hosting.children import ChildOutcome
@@ -58,7 +59,8 @@ class Controller(QObject):
         self.jobs = JobsModel(self)
         self.window = MainWindow(self.jobs, settings, self.ui)
         self.notifier = Notifier(settings.notifications, self)
-        self.tray = Tray(self.notifier, self)
+        self.tray = Tray(self.notifier, self, sound=settings.notify_sound)
+        self.quitting = QuitFlow(self.window, self)
         self.following = JobFollowing(settings, self)
         self.supervisor = (
             None
@@ -103,11 +105,12 @@ class Controller(QObject):
         c.settings_changed.connect(self._apply_settings)
         w.current_job_changed.connect(self.follow)
         w.close_requested.connect(self.close_window)
-        w.quit_requested.connect(self.request_quit)
+        w.quit_requested.connect(self.ask_quit)
+        self.quitting.quit_now.connect(self.request_quit)
         w.theme_changed.connect(lambda: retint(self.tray.menu))
         self.tray.show_requested.connect(w.bring_to_front)
         self.tray.pause_requested.connect(lambda p: self.tasks.spawn(c.set_paused(p), "Pause"))
-        self.tray.quit_requested.connect(self.request_quit)
+        self.tray.quit_requested.connect(self.ask_quit)
         self.tray.job_requested.connect(self.open_job)
         self.tray.batch_requested.connect(self.open_batch)
         self.notifier.notified.connect(lambda title, text, _: self.show_message(f"{text}"))
@@ -175,7 +178,13 @@ class Controller(QObject):
         the app keeps the batches moving itself while it runs none."""
         self._keep_batches(await supervisor.start_api())
 
+    def ask_quit(self) -> None:
+        """Quit from the menu or the tray: asks first while jobs run or wait."""
+        if not self._quitting:
+            self.quitting.ask()
+
     def request_quit(self) -> None:
+        """Quit now (a signal, the quit dialog's answer): jobs resume at the next start."""
         if not self._quitting:
             self.tasks.spawn(self.shutdown(), "Quit")
 
@@ -185,6 +194,8 @@ class Controller(QObject):
             await self._done.wait()
             return
         self._quitting = True
+        self.quitting.show_stopping()
+        self.tray.icon.setToolTip("PromptSpool — quitting…")
         try:
             self.window.save_state()
             for timer in (self._tick, self._status, self._counts):
@@ -221,8 +232,8 @@ class Controller(QObject):
                     "The queue keeps working in the tray. Quit from the tray menu or with Ctrl+Q.",
                     "",
                 )
-        else:
-            self.request_quit()
+        else:  # no tray to come back from: ask while jobs run or wait
+            self.quitting.ask(background=self.settings.keep_in_tray)
 
     # --- queue events -----------------------------------------------------------------
 
@@ -337,6 +348,7 @@ class Controller(QObject):
         self.window.update_counts(counts)
         self.window.update_batches(summarize(self.jobs.batch_counts(), self._batch_ends))
         self.tray.update_state(counts, self._paused, self._reachable)
+        self.quitting.update(counts, self._paused)
 
     def _on_worker_exited(self, outcome: ChildOutcome) -> None:
         self.tasks.spawn(self.refresh_status(), "status")
@@ -405,5 +417,6 @@ class Controller(QObject):
         self.settings = settings
         self.pool.settings = self.following.settings = settings
         self.notifier.enabled = settings.notifications
+        self.tray.sound = settings.notify_sound
         if self.supervisor is not None:
             self.tasks.spawn(self.supervisor.apply_settings(settings), "HTTP API")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -35,6 +36,17 @@ ICONS = {
 
 
 ALL_BATCHES = "All batches"
+
+
+class SearchField(QLineEdit):
+    """The search box: Escape clears it (and goes on to the window when it is empty)."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class FilterBar(QWidget):
@@ -81,8 +93,8 @@ class FilterBar(QWidget):
         self._batches: dict[str, BatchSummary] = {}
         self._filling = False
         layout.addStretch(1)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search title, id, model, error, batch…")
+        self.search = SearchField()
+        self.search.setPlaceholderText("Search title, id, model, error, batch… (Esc clears)")
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(120)
         self.search.setMaximumWidth(320)

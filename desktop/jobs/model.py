@@ -19,14 +19,16 @@ from PySide6.QtCore import (
 from desktop.common import formatting
 from desktop.common.icons import state_icon
 from desktop.jobs.batches import short_id
-from desktop.jobs.row import JobRow
+from desktop.jobs.row import JobRow, cancel_text
 from worker.jobs.job import JobState
 from worker.queue.events import Event
 
 Index = QModelIndex | QPersistentModelIndex
 
 STATE_ORDER = {s: n for n, s in enumerate(JobState)}
-NO_POSITION = 1 << 40
+# Sorts after every queue position. A float: under PySide6 6.11 an int beyond 32 bits did
+# not sort after small ones in Qt's proxy (unqueued rows stayed first).
+NO_POSITION = float(1 << 40)
 
 
 class Column(IntEnum):
@@ -35,10 +37,11 @@ class Column(IntEnum):
     BATCH = 2
     MODEL = 3
     PROGRESS = 4
-    TPS = 5
-    POSITION = 6
-    CREATED = 7
-    DURATION = 8
+    LEFT = 5
+    TPS = 6
+    POSITION = 7
+    CREATED = 8
+    DURATION = 9
 
 
 HEADERS = {
@@ -47,6 +50,7 @@ HEADERS = {
     Column.BATCH: "Batch",
     Column.MODEL: "Model",
     Column.PROGRESS: "Progress",
+    Column.LEFT: "Left",
     Column.TPS: "Tok/s",
     Column.POSITION: "#",
     Column.CREATED: "Created",
@@ -54,11 +58,12 @@ HEADERS = {
 }
 HEADER_TIPS = {
     Column.BATCH: "The batch the job belongs to (its id's start), and its line's custom_id",
-    Column.PROGRESS: "Prompt processing, then tokens generated of the maximum",
+    Column.PROGRESS: "Loading the model, reading the prompt, then tokens generated of the maximum",
+    Column.LEFT: "About how long a running job has left (shown once its speed is steady)",
     Column.TPS: "Tokens generated per second",
     Column.POSITION: "Position in the queue (1 runs next)",
 }
-_RIGHT = {Column.TPS, Column.POSITION, Column.DURATION}
+_RIGHT = {Column.LEFT, Column.TPS, Column.POSITION, Column.DURATION}
 
 
 class Role(IntEnum):
@@ -143,6 +148,8 @@ class JobsModel(QAbstractTableModel):
             return row.model
         if column == Column.PROGRESS:
             return formatting.progress_text(row.phase, row.done, row.total, row.state.finished)
+        if column == Column.LEFT:
+            return formatting.duration(row.time_left)
         if column == Column.TPS:
             return formatting.rate(row.tps) if row.phase == "generating" else ""
         if column == Column.POSITION:
@@ -170,10 +177,13 @@ class JobsModel(QAbstractTableModel):
         if column == Column.PROGRESS:
             fraction = row.fraction
             return -1.0 if fraction is None else fraction
+        if column == Column.LEFT:
+            left = row.time_left
+            return NO_POSITION if left is None else left
         if column == Column.TPS:
             return row.tps or 0.0
         if column == Column.POSITION:
-            return row.queue_position or NO_POSITION
+            return float(row.queue_position or NO_POSITION)
         if column == Column.CREATED:
             return float(row.seq)
         duration = self._duration(row)
@@ -182,12 +192,16 @@ class JobsModel(QAbstractTableModel):
     def _tooltip(self, row: JobRow, column: Column) -> str | None:
         if column in (Column.STATE, Column.TITLE):
             text = f"{row.title}\n{row.state.value} · attempt {row.attempt} · {row.id}"
+            if row.state is JobState.cancelled:
+                return f"{text}\n{cancel_text(row.error, row.done)}"
             return text + (f"\n{row.error}" if row.error else "")
         if column == Column.BATCH and row.batch:
             line = f"\nline {row.custom_id}" if row.custom_id else ""
             return f"batch {row.batch}{line}"
-        if column == Column.PROGRESS and row.eta and not row.state.finished:
-            return f"about {formatting.duration(row.eta)} left"
+        if column in (Column.PROGRESS, Column.LEFT) and row.time_left is not None:
+            return f"about {formatting.duration(row.time_left)} left"
+        if column == Column.POSITION and row.queue_position:
+            return f"#{row.queue_position} in the queue (1 runs next)"
         return None
 
     # --- reading ----------------------------------------------------------------------
@@ -208,6 +222,10 @@ class JobsModel(QAbstractTableModel):
 
     def counts(self) -> Counter[JobState]:
         return Counter(row.state for row in self._rows)
+
+    def loading_models(self) -> list[str]:
+        """The models jobs are loading now (file names, sorted)."""
+        return sorted({row.model for row in self._rows if row.state is JobState.loading})
 
     def batch_counts(self) -> dict[str, Counter[JobState]]:
         """Each batch's jobs by state, in the order of the batches' first jobs."""
@@ -283,7 +301,7 @@ class JobsModel(QAbstractTableModel):
             if updated is not None and updated != self._rows[at]:
                 self._rows[at] = updated
                 changed.add(at)
-        self._changed(changed, Column.PROGRESS, Column.TPS)
+        self._changed(changed, Column.PROGRESS, Column.TPS)  # LEFT lies between
 
     def apply_positions(self, positions: Mapping[str, int]) -> None:
         """Set every row's queue position (absent: not queued)."""

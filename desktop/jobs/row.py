@@ -8,6 +8,17 @@ from typing import Any
 
 from worker.jobs.job import Job, JobState
 
+CANCEL_BEFORE_START = "cancelled before it started"
+
+
+def cancel_text(error: str | None, tokens: int) -> str:
+    """How a cancel ended a job, said plainly: it was asked for, it is no error."""
+    if error == CANCEL_BEFORE_START:
+        return "Cancelled by you before it started."
+    if tokens:
+        return f"Cancelled by you after {tokens:,} token{'s' if tokens != 1 else ''}."
+    return "Cancelled by you before it wrote anything."
+
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
@@ -111,6 +122,13 @@ class JobRow:
         if self.state is JobState.succeeded:
             return 1.0
         return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+    @property
+    def time_left(self) -> float | None:
+        """The steady estimate of a generating job's time left (None: none to show)."""
+        if self.state is not JobState.running or self.phase != "generating":
+            return None
+        return self.eta
 
     @property
     def duration(self) -> float | None:

@@ -15,13 +15,22 @@ WIDTHS = {
     Column.BATCH: 150,
     Column.MODEL: 112,
     Column.PROGRESS: 140,
+    Column.LEFT: 62,
     Column.TPS: 64,
     Column.POSITION: 34,
     Column.CREATED: 70,
     Column.DURATION: 68,
 }
-# Columns hidden (in this order) when the title would get less than TITLE_MIN pixels.
-NARROW = (Column.CREATED, Column.MODEL, Column.BATCH)
+# Columns hidden (in this order) when the title would get less than TITLE_MIN pixels: the
+# least useful first. Title, State, Progress and Model always stay.
+NARROW = (
+    Column.CREATED,
+    Column.TPS,
+    Column.POSITION,
+    Column.DURATION,
+    Column.LEFT,
+    Column.BATCH,
+)
 TITLE_MIN = 130
 
 

@@ -189,7 +189,10 @@ class ChildProcess(QObject):
         self.outcomes.append(outcome)
         failed = outcome.exit_code != 0 and not outcome.crashed
         self.last_words = last_words(self.log_path, self._log_offset) if failed else ""
-        log.warning("%s%s", outcome, f": {self.last_words}" if self.last_words else "")
+        # A clean exit, or one we asked for (a quit, a restart), is no cause for alarm.
+        expected = (outcome.exit_code == 0 and not outcome.crashed) or not self.wanted
+        level = logging.INFO if expected else logging.WARNING
+        log.log(level, "%s%s", outcome, f": {self.last_words}" if self.last_words else "")
         self.exited.emit(outcome)
         self._schedule_restart(outcome)
 

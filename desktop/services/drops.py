@@ -1,6 +1,7 @@
 """Dropped files and folders to jobs: load them, check their models, and say what was refused.
 
-An OpenAI batch file becomes a batch, or is refused with each bad line.
+An OpenAI batch file becomes a batch, or is refused with each bad line; so is a file of
+job specs (JSON lines, a JSON list) refused with each bad line (item).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class DropOutcome:
     refused: list[Refusal] = field(default_factory=list)
     error: str | None = None  # the queue refused the submission as a whole
     batches: dict[Path, str] = field(default_factory=dict)  # a batch file -> its batch's id
-    bad_lines: dict[Path, list[str]] = field(default_factory=dict)  # a refused batch file's
+    bad_lines: dict[Path, list[str]] = field(default_factory=dict)  # a refused file's
+    added: bool = False  # the files came from File > Add files, not a drop
 
     @property
     def job_ids(self) -> list[str]:
@@ -46,14 +48,20 @@ def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> LoadResult:
 
 
 def _no_model(refusal: Refusal) -> Refusal:
-    if "'model'" in refusal.reason and "required" in refusal.reason.lower():
-        return Refusal(refusal.path, NO_MODEL)
+    if _model_missing(refusal.reason):  # the other bad lines, if any, stay listed
+        others = tuple(p for p in refusal.problems if not _model_missing(p))
+        return Refusal(refusal.path, NO_MODEL, others)
     return refusal
+
+
+def _model_missing(reason: str) -> bool:
+    return "'model'" in reason and "required" in reason.lower()
 
 
 def submit_plan(plan: LoadResult, submit: Callable[[list[JobSpec]], list[str]]) -> DropOutcome:
     """Submit every accepted spec in one call and map the new ids back to their files."""
     outcome = DropOutcome(refused=list(plan.refused))
+    outcome.bad_lines.update({r.path: list(r.problems) for r in plan.refused if r.problems})
     specs = plan.specs
     if not specs:
         return outcome

@@ -1,12 +1,19 @@
-"""Window state between runs (geometry, splitters, recent models, hints) in the config dir."""
+"""Window state between runs (geometry, splitters, recent models, folders) in the config dir."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 MAX_RECENT = 10
+EXPORT_DIR = "export_dir"
+
+
+def default_export_dir() -> Path:
+    """Where exports go before the first one: the documents folder, else the home folder."""
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(docs) if docs and Path(docs).is_dir() else Path.home()
 
 
 class UiState:
@@ -49,6 +56,14 @@ class UiState:
 
     def set_text(self, key: str, value: str) -> None:
         self._qs.setValue(f"state/{key}", value)
+
+    def export_dir(self) -> Path | None:
+        """The folder of the last export, while it exists."""
+        value = self.text(EXPORT_DIR)
+        return Path(value) if value and Path(value).is_dir() else None
+
+    def set_export_dir(self, folder: Path) -> None:
+        self.set_text(EXPORT_DIR, str(folder))
 
     def sync(self) -> None:
         self._qs.sync()

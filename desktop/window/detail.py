@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QPalette, QResizeEvent
+from PySide6.QtGui import QAction, QColor, QGuiApplication, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -27,6 +29,7 @@ from desktop.common import formatting
 from desktop.common.icons import app_icon, set_icon, state_icon
 from desktop.common.theme import heading_font
 from desktop.common.widgets import Banner, ElidedLabel, EmptyState
+from desktop.jobs.row import cancel_text
 from desktop.window.outputview import OutputView
 from worker.jobs.job import Attempt, Job, JobState
 from worker.queue.events import Event
@@ -38,7 +41,8 @@ WELCOME_TEXT = (
     "usually quantized (Q4_K_M, Q8_0…) so it fits in memory. Download one, for example "
     "from Hugging Face (search for a model name with “GGUF”), then open it here."
 )
-COMPACT_WIDTH = 480  # narrower: the action buttons show icons only, the title keeps room
+ERROR_TINT = "#dc2626"
+NEUTRAL_TINT = "#8b8f98"  # a cancel is no error
 HINT_TEXT = (
     "Select a job to see its output stream in.<br><br>"
     "Write a prompt in the editor and press <b>Ctrl+Enter</b>, or drop prompt files "
@@ -84,7 +88,8 @@ def parameters(job: Job) -> list[tuple[str, str]]:
 def attempt_label(attempt: Attempt) -> str:
     parts = [f"Attempt {attempt.number}", attempt.state.value]
     if attempt.completion_tokens:
-        parts.append(formatting.plural(attempt.completion_tokens, "token"))
+        tokens = formatting.plural(attempt.completion_tokens, "token")
+        parts.append(tokens if attempt.state.finished else f"{tokens} so far")
     if attempt.started_at and attempt.finished_at:
         parts.append(formatting.duration(attempt.finished_at - attempt.started_at))
     return " · ".join(parts)
@@ -95,14 +100,19 @@ class DetailPane(QWidget):
 
     cancel_clicked = Signal()
     retry_clicked = Signal()
+    follow_up_clicked = Signal()
+    parent_clicked = Signal(str)  # the id of the job a follow-up continues
     export_clicked = Signal(str)  # "md" | "json"
     open_model_clicked = Signal()
+    raw_toggled = Signal(bool)  # the output shown as raw text (True) or Markdown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job: Job | None = None
         self._attempt = 0
         self._texts: dict[int, str] = {}
+        self._borrowed: int | None = None  # the earlier attempt whose output is shown
+        self._position: int | None = None  # in the queue, as the table shows it
         self.pages = QStackedWidget()
         self.empty = EmptyState()
         self.empty.action_clicked.connect(self.open_model_clicked)
@@ -138,8 +148,14 @@ class DetailPane(QWidget):
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.output = OutputView(placeholder="No output yet.")
-        self.tabs.addTab(self.output, "Output")
+        self.tabs.addTab(self._build_output_tab(), "Output")
+        self.raw_button = QToolButton()
+        self.raw_button.setText("Raw text")
+        self.raw_button.setCheckable(True)
+        self.raw_button.setAutoRaise(True)
+        self.raw_button.setToolTip("Show the output as the model wrote it, not as Markdown")
+        self.raw_button.toggled.connect(self._on_raw)
+        self.tabs.setCornerWidget(self.raw_button, Qt.Corner.TopRightCorner)
         self.tabs.addTab(self._build_prompt_tab(), "Prompt && parameters")
         self.tabs.addTab(self._build_attempts_tab(), "Attempts")
 
@@ -148,12 +164,13 @@ class DetailPane(QWidget):
         layout.setSpacing(6)
         layout.addLayout(heading)
         layout.addWidget(self.meta)
+        layout.addWidget(self.parent_link)
         layout.addLayout(progress_row)
         layout.addWidget(self.error)
         layout.addWidget(self.tabs, 1)
         return page
 
-    def _build_actions(self) -> QHBoxLayout:
+    def _build_actions(self) -> QVBoxLayout:
         self.copy_button = _tool_button("copy", "Copy", "Copy the output (Ctrl+Shift+C)")
         self.copy_button.clicked.connect(self.copy_output)
         self.export_button = _tool_button("export", "Export", "Export this job")
@@ -168,16 +185,49 @@ class DetailPane(QWidget):
         self.cancel_button.clicked.connect(self.cancel_clicked)
         self.retry_button = _tool_button("retry", "Retry", "Run this job again (Ctrl+R)")
         self.retry_button.clicked.connect(self.retry_clicked)
+        self.follow_up_button = _tool_button(
+            "send", "Follow up", "Continue this conversation with a new message"
+        )
+        self.follow_up_button.clicked.connect(self.follow_up_clicked)
+        self.parent_link = QLabel()  # a follow-up's way back to the job it continues
+        self.parent_link.setTextFormat(Qt.TextFormat.RichText)
+        self.parent_link.linkActivated.connect(self.parent_clicked)
+        self.parent_link.hide()
+        self.parent_title: Callable[[str], str | None] = lambda _job_id: None
 
-        heading = QHBoxLayout()
-        heading.setSpacing(2)
-        heading.addWidget(self.state_label)
-        heading.addSpacing(6)
-        heading.addWidget(self.title, 1)
+        title_row = QHBoxLayout()
+        title_row.setSpacing(2)
+        title_row.addWidget(self.state_label)
+        title_row.addSpacing(6)
+        title_row.addWidget(self.title, 1)
+        # The buttons get a row of their own: beside the title they lost their labels (and
+        # the title its room) in a pane a third of a 1024-pixel window wide.
+        buttons = QHBoxLayout()
+        buttons.setSpacing(2)
         for button in (self.copy_button, self.export_button, self.cancel_button):
-            heading.addWidget(button)
-        heading.addWidget(self.retry_button)
+            buttons.addWidget(button)
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.follow_up_button)
+        buttons.addStretch(1)
+        heading = QVBoxLayout()
+        heading.setSpacing(2)
+        heading.addLayout(title_row)
+        heading.addLayout(buttons)
         return heading
+
+    def _build_output_tab(self) -> QWidget:
+        tab = QWidget()
+        self.output = OutputView(placeholder="No output yet.")
+        self.output_note = QLabel()  # whose output is shown, when not the current attempt's
+        self.output_note.setWordWrap(True)
+        self.output_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.output_note.hide()
+        column = QVBoxLayout(tab)
+        column.setContentsMargins(0, 4, 0, 0)
+        column.setSpacing(4)
+        column.addWidget(self.output_note)
+        column.addWidget(self.output, 1)
+        return tab
 
     def _build_prompt_tab(self) -> QWidget:
         tab = QWidget()
@@ -208,12 +258,32 @@ class DetailPane(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self._fit_buttons(event.size().width())
+
+    def _action_buttons(self) -> list[QToolButton]:
+        return [
+            self.copy_button,
+            self.export_button,
+            self.cancel_button,
+            self.retry_button,
+            self.follow_up_button,
+        ]
+
+    def _fit_buttons(self, width: int) -> None:
+        """Labelled buttons while their row has room for the labels; icons only below."""
+        buttons = [b for b in self._action_buttons() if not b.isHidden()]
+        labelled = 0
+        for button in buttons:
+            style = button.toolButtonStyle()
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            labelled += button.sizeHint().width() + 2
+            button.setToolButtonStyle(style)
         style = (
             Qt.ToolButtonStyle.ToolButtonIconOnly
-            if event.size().width() < COMPACT_WIDTH
+            if width - 20 < labelled
             else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
         )
-        for button in (self.copy_button, self.export_button, self.cancel_button, self.retry_button):
+        for button in buttons:
             button.setToolButtonStyle(style)
 
     # --- showing ----------------------------------------------------------------------
@@ -237,7 +307,8 @@ class DetailPane(QWidget):
         self.job = job
         self._texts = dict(texts)
         self._attempt = job.attempt
-        self.output.set_text(texts.get(job.attempt, ""))
+        self._position = job.queue_position
+        self._show_output(job)
         self.prompt.setPlainText(prompt_text(job))
         while self.params.rowCount():
             self.params.removeRow(0)
@@ -254,11 +325,25 @@ class DetailPane(QWidget):
         if self.job is None or job.id != self.job.id:
             return
         if job.attempt != self._attempt:
-            self._texts[self._attempt] = self.output.text()
+            if self._borrowed is None:
+                self._texts[self._attempt] = self.output.text()
             self._attempt = job.attempt
-            self.output.set_text(self._texts.get(job.attempt, ""))
+            self._show_output(job)
         self.job = job
         self._render(job)
+
+    def set_queue_position(self, position: int | None) -> None:
+        """The job's place in the queue as the table has it (1 runs next; None: not queued)."""
+        if position != self._position:
+            self._position = position
+            if self.job is not None:
+                self._render_meta(self.job)
+
+    def set_raw(self, raw: bool) -> None:
+        """Show output as raw text (True) or as Markdown."""
+        self.raw_button.setChecked(raw)
+        self.output.set_raw(raw)
+        self.attempt_output.set_raw(raw)
 
     def apply_events(self, events: list[Event]) -> None:
         """Append streamed text of the shown attempt; follow its progress."""
@@ -271,34 +356,85 @@ class DetailPane(QWidget):
                 self._progress(event.data)
             elif event.type == "progress":
                 self._progress(event.data)
-        if chunks:
-            self.output.append_text("".join(chunks))
+        if not chunks:
+            return
+        text = "".join(chunks)
+        if self._borrowed is not None:  # the current attempt writes: its own text from now
+            self._borrowed = None
+            self.output_note.hide()
+            self.output.set_text("")
+        self.output.append_text(text)
+        if self._shown_attempt_is_live():
+            self.attempt_output.append_text(text)
 
     def output_text(self) -> str:
-        return self.output.text()
+        """The current attempt's text so far ('' while an earlier attempt's is shown)."""
+        return "" if self._borrowed is not None else self.output.text()
 
     def copy_output(self) -> None:
+        """Copy the output shown (an earlier attempt's, while the current has none)."""
         clipboard = QGuiApplication.clipboard()
         if clipboard is not None:
-            clipboard.setText(self.output_text())
+            clipboard.setText(self.output.text())
 
     # --- internals --------------------------------------------------------------------
+
+    def _show_output(self, job: Job) -> None:
+        """The current attempt's text; while it has none, the last earlier attempt's, noted."""
+        text = self._texts.get(job.attempt, "")
+        self._borrowed = None
+        if not text and not job.state.finished:
+            for attempt in reversed(job.attempts):
+                earlier = attempt.output or self._texts.get(attempt.number, "")
+                if attempt.number < job.attempt and earlier:
+                    self._borrowed, text = attempt.number, earlier
+                    break
+        self.output.set_text(text)
+        if self._borrowed is not None:
+            self.output_note.setText(
+                f"The output of attempt {self._borrowed}, shown until attempt {job.attempt} writes."
+            )
+        self.output_note.setVisible(self._borrowed is not None)
+
+    def _shown_attempt_is_live(self) -> bool:
+        """Whether the Attempts tab shows the current attempt, still running."""
+        row = self.attempts.currentRow()
+        if self.job is None or not 0 <= row < len(self.job.attempts):
+            return False
+        attempt = self.job.attempts[row]
+        return attempt.number == self._attempt and not attempt.state.finished
+
+    def _on_raw(self, raw: bool) -> None:
+        if raw != self.output.raw:
+            self.set_raw(raw)
+            self.raw_toggled.emit(raw)
+
+    def _render_meta(self, job: Job) -> None:
+        state = "stopping" if job.cancel_requested and job.state.active else job.state.value
+        meta = [state, f"attempt {job.attempt}", Path(job.model).name]
+        if self._position and job.state is JobState.queued:
+            meta.append(f"#{self._position} in queue")
+        if job.worker:
+            meta.append(job.worker)
+        self.meta.set_full_text(" · ".join(meta))
 
     def _render(self, job: Job) -> None:
         self.state_label.setPixmap(state_icon(job.state).pixmap(22, 22))
         self.state_label.setToolTip(job.state.value)
         self.title.set_full_text(job.title)
-        state = "stopping" if job.cancel_requested and job.state.active else job.state.value
-        meta = [state, f"attempt {job.attempt}", Path(job.model).name]
-        if job.queue_position:
-            meta.append(f"#{job.queue_position} in queue")
-        if job.worker:
-            meta.append(job.worker)
-        self.meta.set_full_text(" · ".join(meta))
+        self._render_meta(job)
         self.cancel_button.setEnabled(not job.state.finished and not job.cancel_requested)
         self.retry_button.setEnabled(job.state.finished)
-        self.error.setText(job.error or "")
+        self.follow_up_button.setEnabled(job.state is JobState.succeeded)
+        self._render_parent(job)
+        if job.state is JobState.cancelled:  # the user's own doing: no error, said plainly
+            self.error.tint = QColor(NEUTRAL_TINT)
+            self.error.setText(cancel_text(job.error, job.completion_tokens))
+        else:
+            self.error.tint = QColor(ERROR_TINT)
+            self.error.setText(job.error or "")
         self.error.setVisible(bool(job.error) and job.state is not JobState.queued)
+        self.error.update()
         if job.state.finished or job.state is JobState.queued:
             self._set_progress(
                 job.completion_tokens, max(job.spec.max_tokens, 1), job.tokens_per_second, None
@@ -306,6 +442,14 @@ class DetailPane(QWidget):
             if job.state is JobState.succeeded:
                 self.progress.setValue(self.progress.maximum())
         self._render_attempts(job)
+
+    def _render_parent(self, job: Job) -> None:
+        parent = job.spec.parent
+        if parent:
+            title = self.parent_title(parent)
+            text = f"“{html.escape(title)}”" if title else f"job {parent} (no longer listed)"
+            self.parent_link.setText(f'Follows up on <a href="{parent}">{text}</a>')
+        self.parent_link.setVisible(bool(parent))
 
     def _render_attempts(self, job: Job) -> None:
         current = self.attempts.currentRow()
@@ -326,11 +470,19 @@ class DetailPane(QWidget):
             return
         attempt = self.job.attempts[row]
         text = attempt.output
-        if attempt.number == self._attempt and not attempt.state.finished:
-            text = self.output.text()
+        live = attempt.number == self._attempt and not attempt.state.finished
+        if live:
+            text = "" if self._borrowed is not None else self.output.text()
+        self.attempt_output.setPlaceholderText(
+            "No output yet." if live else "This attempt wrote no output."
+        )
         self.attempt_output.set_text(text or self._texts.get(attempt.number, ""))
-        self.attempt_error.setText(f"Error: {attempt.error}" if attempt.error else "")
-        self.attempt_error.setVisible(bool(attempt.error))
+        if attempt.state is JobState.cancelled:
+            note = cancel_text(attempt.error, attempt.completion_tokens)
+        else:
+            note = f"Error: {attempt.error}" if attempt.error else ""
+        self.attempt_error.setText(note)
+        self.attempt_error.setVisible(bool(note))
 
     def _progress(self, data: dict[str, object]) -> None:
         phase = data.get("phase")

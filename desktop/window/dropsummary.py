@@ -1,4 +1,4 @@
-"""The one summary after a drop: what was queued, and each refused file with its reason."""
+"""The one summary after a drop (or Add files): what was queued, and each refused file, why."""
 
 from __future__ import annotations
 
@@ -37,13 +37,18 @@ def headline(outcome: DropOutcome) -> str:
     return text + "."
 
 
+def title(outcome: DropOutcome) -> str:
+    """How the files came: 'Added files' (File > Add files) or 'Dropped files'."""
+    return "Added files" if outcome.added else "Dropped files"
+
+
 class DropSummary(QDialog):
     """Lists queued files (with their job counts) and refused ones (with the reason)."""
 
     def __init__(self, outcome: DropOutcome, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.outcome = outcome
-        self.setWindowTitle("Dropped files")
+        self.setWindowTitle(title(outcome))
         self.setModal(False)
         self.resize(680, 360)
         self.heading = QLabel(headline(outcome))
@@ -55,7 +60,7 @@ class DropSummary(QDialog):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(2)
         self.tree.setHeaderLabels(["File", "Result"])
-        self.tree.setRootIsDecorated(bool(outcome.bad_lines))  # a batch file's bad lines
+        self.tree.setRootIsDecorated(bool(outcome.bad_lines))  # a refused file's bad lines
         self.tree.setAlternatingRowColors(True)
         self.tree.setWordWrap(True)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -79,14 +84,14 @@ class DropSummary(QDialog):
         layout.addWidget(buttons)
 
     def _list(self, outcome: DropOutcome) -> None:
-        """Refused files (a batch file with its bad lines under it), then queued ones."""
+        """Refused files (a file's bad lines under it), then queued ones."""
         for refusal in outcome.refused:
             item = QTreeWidgetItem([refusal.path.name or str(refusal.path), refusal.reason])
             item.setIcon(0, state_icon(JobState.failed))
             item.setToolTip(0, str(refusal.path))
             item.setToolTip(1, refusal.reason)
             self.tree.addTopLevelItem(item)
-            for problem in outcome.bad_lines.get(refusal.path, []):  # a batch file's lines
+            for problem in outcome.bad_lines.get(refusal.path, []):  # each bad line
                 line = QTreeWidgetItem(item, [problem])
                 line.setFirstColumnSpanned(True)
                 line.setToolTip(0, problem)
@@ -107,7 +112,7 @@ class DropSummary(QDialog):
         return [(item.toolTip(0), item.text(1)) for item in items if item is not None]
 
     def problems(self, row: int) -> list[str]:
-        """The bad lines listed under a refused batch file (row as in `rows`)."""
+        """The bad lines listed under a refused file (row as in `rows`)."""
         item = self.tree.topLevelItem(row)
         if item is None:
             return []

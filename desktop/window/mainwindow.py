@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.common.filenames import export_file_name
 from desktop.common.icons import app_icon, retint, set_icon
 from desktop.jobs.batches import BatchSummary
 from desktop.jobs.filterbar import FilterBar
@@ -27,7 +28,7 @@ from desktop.jobs.model import JobsModel
 from desktop.jobs.table import JobsTable
 from desktop.services.drops import DropOutcome
 from desktop.services.httpapi import ApiStatus
-from desktop.services.uistate import UiState
+from desktop.services.uistate import UiState, default_export_dir
 from desktop.window.detail import DetailPane
 from desktop.window.dropoverlay import DropCatcher, DropOverlay
 from desktop.window.dropsummary import DropSummary
@@ -56,13 +57,16 @@ class MainWindow(QMainWindow):
     settings_requested = Signal()
     restart_worker_requested = Signal()
     files_dropped = Signal(list)  # list[Path]
+    files_added = Signal(list)  # list[Path], chosen in File > Add files
     export_requested = Signal(list, str)  # job ids, "md" | "json"
     current_job_changed = Signal(str)
     open_model_requested = Signal()
     close_requested = Signal()
     quit_requested = Signal()
     theme_changed = Signal()
+    about_requested = Signal()  # Help > About
     submit_requested = Signal(object)  # JobSpec, from the editor
+    follow_up_requested = Signal(str)  # a finished job to continue in the editor
     model_changed = Signal(str)  # the editor's model (path; '' for none)
 
     def __init__(self, jobs: JobsModel, settings: Settings, ui: UiState) -> None:
@@ -91,6 +95,14 @@ class MainWindow(QMainWindow):
         self.detail.retry_clicked.connect(lambda: self._on_current(self.retry_requested))
         self.detail.export_clicked.connect(self._export_current)
         self.detail.open_model_clicked.connect(self.open_model_requested)
+        self.detail.set_raw(ui.flag("output_raw"))
+        self.detail.raw_toggled.connect(lambda raw: ui.set_flag("output_raw", raw))
+        jobs.dataChanged.connect(lambda *_: self._sync_detail())
+        self.detail.follow_up_clicked.connect(self._follow_up_current)
+        self.detail.parent_clicked.connect(self._select_parent)
+        self.detail.parent_title = lambda job_id: (
+            row.title if (row := self.jobs.job(job_id)) is not None else None
+        )
         self.editor.picker.browse_requested.connect(self.open_model_requested)
         self.status = QueueStatusBar()
         self.setStatusBar(self.status)
@@ -122,9 +134,11 @@ class MainWindow(QMainWindow):
         a["open_model"].triggered.connect(self.open_model_requested)
         a["export"].triggered.connect(lambda: self._export(self.table.selected_ids(), "md"))
         a["settings"].triggered.connect(self.settings_requested)
+        a["about"].triggered.connect(self.about_requested)
         a["quit"].triggered.connect(self.quit_requested)
         a["cancel"].triggered.connect(lambda: self.cancel_requested.emit(self.table.selected_ids()))
         a["retry"].triggered.connect(lambda: self.retry_requested.emit(self.table.selected_ids()))
+        a["follow_up"].triggered.connect(self._follow_up_current)
         a["forget"].triggered.connect(lambda: self.forget_requested.emit(self.table.selected_ids()))
         a["copy"].triggered.connect(self.detail.copy_output)
         a["retry_failed"].triggered.connect(self.retry_failed_requested)
@@ -190,11 +204,18 @@ class MainWindow(QMainWindow):
     def update_counts(self, counts: Counter[JobState]) -> None:
         """Filter counts and the bulk actions that have something to act on."""
         self.filter.set_counts(counts)
+        self.status.set_loading(self.jobs.loading_models())
         a = self.actions_by_name
         a["retry_failed"].setEnabled(counts[JobState.failed] > 0)
         a["cancel_queued"].setEnabled(counts[JobState.queued] > 0)
         a["clear_finished"].setEnabled(any(counts[s] for s in FINISHED_STATES))
         self.update_actions()
+
+    def _sync_detail(self) -> None:
+        """The detail pane says what the table says: the job's place in the queue."""
+        row = self.jobs.job(self.detail.job_id or "")
+        if row is not None:
+            self.detail.set_queue_position(row.queue_position)
 
     def update_actions(self) -> None:
         """Enable what applies to the selected jobs."""
@@ -204,6 +225,8 @@ class MainWindow(QMainWindow):
         a["retry"].setEnabled(any(r.state.finished for r in rows))
         a["forget"].setEnabled(any(r.state.finished for r in rows))
         a["export"].setEnabled(bool(rows))
+        current = self.jobs.job(self.table.current_job() or "")
+        a["follow_up"].setEnabled(current is not None and current.state is JobState.succeeded)
         a["copy"].setEnabled(self.table.current_job() is not None)
 
     def changeEvent(self, event: QEvent) -> None:
@@ -256,8 +279,14 @@ class MainWindow(QMainWindow):
         if self.detail.job_id is None:
             self.show_no_job()
 
-    def set_model_info(self, path: str, text: str, ok: bool = True) -> None:
-        self.editor.picker.set_info(path, text, ok)
+    def set_model_info(
+        self, path: str, text: str, ok: bool = True, chat_template: bool | None = None
+    ) -> None:
+        self.editor.picker.set_info(path, text, ok, chat_template)
+
+    def start_follow_up(self, job: Job) -> None:
+        """The editor continues this finished job's conversation."""
+        self.editor.start_follow_up(job)
 
     def job_defaults(self) -> dict[str, Any]:
         """What new jobs get besides their prompt, as the editor has it (dropped files too)."""
@@ -277,12 +306,14 @@ class MainWindow(QMainWindow):
 
     def show_job(self, job: Job, texts: dict[int, str]) -> None:
         self.detail.load(job, texts)
+        self._sync_detail()
 
     def show_job_events(self, events: list[Event]) -> None:
         self.detail.apply_events(events)
 
     def show_job_changed(self, job: Job) -> None:
         self.detail.update_job(job)
+        self._sync_detail()
 
     def set_queue_state(self, reachable: bool, reason: str = "", paused: bool = False) -> None:
         self.status.set_queue(reachable, reason, paused)
@@ -330,7 +361,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def show_drop_summary(self, outcome: DropOutcome) -> None:
-        """What a drop queued and refused, in one box (replacing the last drop's)."""
+        """What a drop (or Add files) queued and refused, in one box (replacing the last)."""
         if self.drop_summary is not None:
             self.drop_summary.close()
             self.drop_summary.deleteLater()
@@ -354,6 +385,15 @@ class MainWindow(QMainWindow):
         if job_id:
             signal.emit([job_id])
 
+    def _follow_up_current(self) -> None:
+        job_id = self.detail.job_id or self.table.current_job()
+        if job_id:
+            self.follow_up_requested.emit(job_id)
+
+    def _select_parent(self, job_id: str) -> None:
+        if not self.select_job(job_id):
+            self.show_message("The job this one follows up is no longer listed")
+
     def _focus_editor(self) -> None:
         self.editor.prompt.setFocus()
 
@@ -369,16 +409,22 @@ class MainWindow(QMainWindow):
         if ids:
             self.export_requested.emit(ids, fmt)
 
-    def ask_export_path(self, count: int, fmt: str) -> Path | None:
+    def ask_export_path(self, ids: list[str], fmt: str) -> Path | None:
+        """Where to export: one job is offered under its title, in the last export folder."""
         suffix = {"md": "Markdown (*.md)", "json": "JSON (*.json)"}[fmt]
-        name = f"promptspool-{count}-jobs.{fmt}" if count > 1 else f"promptspool-job.{fmt}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export jobs", name, suffix)
-        return Path(path) if path else None
+        row = self.jobs.job(ids[0]) if len(ids) == 1 else None
+        name = export_file_name(row.title if row is not None else None, len(ids), fmt)
+        start = self.ui.export_dir() or default_export_dir()
+        path, _ = QFileDialog.getSaveFileName(self, "Export jobs", str(start / name), suffix)
+        if not path:
+            return None
+        self.ui.set_export_dir(Path(path).parent)
+        return Path(path)
 
     def _add_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Add prompt files", "", PROMPT_FILTER)
         if paths:
-            self.files_dropped.emit([Path(p) for p in paths])
+            self.files_added.emit([Path(p) for p in paths])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.allow_close:

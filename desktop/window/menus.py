@@ -10,9 +10,10 @@ from desktop.common.icons import set_icon
 
 MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     ("&File", ("new", "add_files", "open_model", None, "export", None, "settings", None, "quit")),
-    ("&Jobs", ("cancel", "retry", "copy", "forget", None, "retry_failed", "cancel_queued",
-               "clear_finished", None, "search")),
+    ("&Jobs", ("cancel", "retry", "follow_up", "copy", "forget", None, "retry_failed",
+               "cancel_queued", "clear_finished", None, "search")),
     ("&Queue", ("pause", "restart_worker")),
+    ("&Help", ("about",)),
 )  # fmt: skip
 TOOLBAR = ("new", "add_files", None, "cancel", "retry", None, "retry_failed", "cancel_queued",
            "clear_finished", None, "pause", "settings")  # fmt: skip
@@ -46,6 +47,9 @@ def make_actions(parent: QWidget) -> dict[str, QAction]:
         "quit": _action(parent, "&Quit", None, "Ctrl+Q", "Stop the queue and quit"),
         "cancel": _action(parent, "&Cancel", "cancel", "Delete", "Cancel the selected jobs"),
         "retry": _action(parent, "&Retry", "retry", "Ctrl+R", "Run the selected jobs again"),
+        "follow_up": _action(
+            parent, "&Follow up…", "send", "Ctrl+Shift+F", "Continue the job's conversation"
+        ),
         "copy": _action(parent, "&Copy output", "copy", "Ctrl+Shift+C"),
         "forget": _action(parent, "&Remove from the list", "clear", None),
         "retry_failed": _action(parent, "Retry all &failed", "retry-all"),
@@ -54,6 +58,7 @@ def make_actions(parent: QWidget) -> dict[str, QAction]:
         "pause": _action(parent, "&Pause the queue", "pause", "Ctrl+P"),
         "restart_worker": _action(parent, "Restart the &worker", "restart"),
         "search": _action(parent, "&Search", None, "Ctrl+F"),
+        "about": _action(parent, "&About PromptSpool", tip="Versions, and where the files are"),
     }
 
 

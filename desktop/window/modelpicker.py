@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.common.icons import action_icon, set_icon
+from desktop.common.promptformat import format_line
 
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
@@ -28,7 +29,8 @@ def ask_model_file(parent: QWidget | None, start: str = "") -> str | None:
 
 
 class ModelPicker(QWidget):
-    """A combo of recent models with an Open… button and a metadata line under it."""
+    """A combo of recent models with an Open… button; under it the model's metadata and the
+    prompt format its jobs will get."""
 
     model_changed = Signal(str)  # the chosen path ("" for none)
     browse_requested = Signal()
@@ -53,6 +55,11 @@ class ModelPicker(QWidget):
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.format_line = QLabel()
+        self.format_line.setWordWrap(True)
+        self.format_line.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.prompt_format: str | None = None
+        self.chat_template: bool | None = None  # the current model's, once its metadata is read
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -62,6 +69,8 @@ class ModelPicker(QWidget):
         column.setSpacing(2)
         column.addLayout(row)
         column.addWidget(self.info)
+        column.addWidget(self.format_line)
+        self._show_format()
 
     def set_models(self, paths: list[str], current: str | None = None) -> None:
         """Fill the list (most recent first) and choose `current` (default: the first)."""
@@ -87,13 +96,39 @@ class ModelPicker(QWidget):
         paths = [path, *(p for p in self.models() if p != path)]
         self.set_models(paths, path)
 
-    def set_info(self, path: str, text: str, ok: bool = True) -> None:
+    def select(self, path: str) -> None:
+        """Select `path`, adding it first to the list if it is not there."""
+        if path in self.models():
+            self.combo.setCurrentIndex(self.models().index(path))
+        else:
+            self.choose(path)
+
+    def set_info(
+        self, path: str, text: str, ok: bool = True, chat_template: bool | None = None
+    ) -> None:
+        """The metadata line of `path` (ignored unless it is the current model), and whether
+        the model has a chat template (None: not known)."""
         if path != (self.current_model() or ""):
             return
         self.info.setText(text)
         self.info.setStyleSheet("" if ok else "QLabel { color: #dc2626; }")
         self.info.setToolTip(path)
+        self.chat_template = chat_template
+        self._show_format()
+
+    def set_prompt_format(self, fmt: str | None) -> None:
+        """The format the next job gets (None or 'auto': the model's template, if any)."""
+        self.prompt_format = fmt
+        self._show_format()
+
+    def _show_format(self) -> None:
+        text = format_line(self.prompt_format, self.chat_template)
+        self.format_line.setText(text if self.current_model() else "")
+        self.format_line.setVisible(bool(self.current_model()))
 
     def _on_index(self, _index: int) -> None:
         self.info.setText("Reading the model's metadata…" if self.current_model() else "")
+        self.info.setStyleSheet("")
+        self.chat_template = None
+        self._show_format()
         self.model_changed.emit(self.current_model() or "")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -27,14 +28,18 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.common.icons import set_icon
+from desktop.common.promptformat import PromptFormatBox
 from desktop.common.sampling import SamplingFields
 from desktop.services.httpapi import ApiState, ApiStatus
+from desktop.services.settingschecks import SettingsChecks
 from desktop.window.modelpicker import ask_model_file
 from worker.api.token import TokenFile
 from worker.jobs.validation import describe_validation_error, field_bounds
 from worker.settings import DEFAULT_HTTP_PORT, Settings
 
 WORKER_FIELDS = ("model", "n_gpu_layers", "n_ctx")
+ERROR_STYLE = "QLabel { color: #dc2626; }"
+WARNING_STYLE = "QLabel { color: #b45309; }"
 
 
 def _setting_box(name: str, step: int = 1) -> QSpinBox:
@@ -45,6 +50,16 @@ def _setting_box(name: str, step: int = 1) -> QSpinBox:
     box.setSingleStep(step)
     box.setGroupSeparatorShown(True)
     return box
+
+
+def _note() -> QLabel:
+    """A message beside a field: why its value cannot be used, or a warning about it."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
 
 
 def _folder_row(path: Path) -> QWidget:
@@ -71,7 +86,11 @@ def _folder_row(path: Path) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    """Edits a copy of the settings; Save validates, writes the settings file and emits it."""
+    """Edits a copy of the settings; Save validates, writes the settings file and emits it.
+
+    Each value is checked as it is typed: the reason a value cannot be used shows beside its
+    field, and Save stays off until every value can be used.
+    """
 
     saved = Signal(object)  # Settings
     restart_worker_requested = Signal()
@@ -93,10 +112,12 @@ class SettingsDialog(QDialog):
         self.off_port = api_port
         self.setWindowTitle("PromptSpool settings")
         self.setMinimumWidth(560)
+        self.checks = SettingsChecks(settings)
+        self.notes: dict[str, QLabel] = {}
         self._build_fields()
         boxes = self._build_groups(can_restart_worker)
         self.error = QLabel()
-        self.error.setStyleSheet("QLabel { color: #dc2626; }")
+        self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.hide()
         buttons = QDialogButtonBox(
@@ -105,6 +126,7 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self.buttons = buttons
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
         content = QWidget()
         inner = QVBoxLayout(content)
         inner.setContentsMargins(0, 0, 0, 0)
@@ -121,6 +143,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(buttons)
         self.load(settings)
+        self._watch()
+        self.check()
         margins = layout.contentsMargins()
         below = (
             layout.spacing() * 2 + buttons.sizeHint().height() + margins.top() + margins.bottom()
@@ -150,6 +174,14 @@ class SettingsDialog(QDialog):
         self.n_ctx = _setting_box("n_ctx", 1024)
         self.n_ctx.setSuffix(" tokens")
         self.sampling = SamplingFields(compact=False)
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setPlaceholderText("None")
+        self.system_prompt.setToolTip("The instructions the model reads before each prompt")
+        self.system_prompt.setTabChangesFocus(True)
+        self.system_prompt.setFixedHeight(self.system_prompt.fontMetrics().lineSpacing() * 5)
+        self.prompt_format = PromptFormatBox()
+        for name in ("model", "n_ctx", "system_prompt", "prompt_format"):
+            self.notes[name] = _note()
         self.api_on = QCheckBox("Serve the HTTP API (OpenAI-compatible) on port")
         self.api_port = QSpinBox()
         self.api_port.setRange(1, 65_535)
@@ -166,13 +198,17 @@ class SettingsDialog(QDialog):
         )
         self.copy_token.clicked.connect(self._copy_token)
         self.notifications = QCheckBox("Notify when jobs finish or fail")
+        self.notify_sound = QCheckBox("Play a sound with notifications")
+        self.notifications.toggled.connect(self.notify_sound.setEnabled)
         self.keep_in_tray = QCheckBox("Keep the queue running in the tray when the window closes")
 
     def _build_groups(self, can_restart_worker: bool) -> list[QGroupBox]:
         engine = QFormLayout()
         engine.addRow("Default model:", self.model_row)
+        engine.addRow("", self.notes["model"])
         engine.addRow("GPU layers:", self.gpu_layers)
         engine.addRow("Context size:", self.n_ctx)
+        engine.addRow("", self.notes["n_ctx"])
         note = QLabel("The worker uses these from its next start.")
         note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.restart_button = QPushButton("Restart the worker now")
@@ -185,6 +221,12 @@ class SettingsDialog(QDialog):
         restart_row.addWidget(self.restart_button)
         engine.addRow(restart_row)
         sampling = QVBoxLayout()
+        prompting = QFormLayout()
+        prompting.addRow("System prompt:", self.system_prompt)
+        prompting.addRow("", self.notes["system_prompt"])
+        prompting.addRow("Prompt format:", self.prompt_format)
+        prompting.addRow("", self.notes["prompt_format"])
+        sampling.addLayout(prompting)
         sampling.addWidget(self.sampling)
         api = QVBoxLayout()
         port_row = QHBoxLayout()
@@ -197,6 +239,7 @@ class SettingsDialog(QDialog):
         self.api_where.setText(self._api_text())
         desktop = QVBoxLayout()
         desktop.addWidget(self.notifications)
+        desktop.addWidget(self.notify_sound)
         desktop.addWidget(self.keep_in_tray)
         paths = self.settings.paths
         folders = QFormLayout()
@@ -222,10 +265,14 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setValue(settings.n_gpu_layers)
         self.n_ctx.setValue(settings.n_ctx)
         self.sampling.set_values(settings.job_defaults())
+        self.system_prompt.setPlainText(settings.system_prompt)
+        self.prompt_format.set_prompt_format(settings.prompt_format)
         self.api_on.setChecked(settings.http_port != 0)
         self.api_port.setValue(settings.http_port or self.off_port)
         self.api_port.setEnabled(settings.http_port != 0)
         self.notifications.setChecked(settings.notifications)
+        self.notify_sound.setChecked(settings.notify_sound)
+        self.notify_sound.setEnabled(settings.notifications)
         self.keep_in_tray.setChecked(settings.keep_in_tray)
 
     def values(self) -> dict[str, Any]:
@@ -235,8 +282,11 @@ class SettingsDialog(QDialog):
             "n_gpu_layers": self.gpu_layers.value(),
             "n_ctx": self.n_ctx.value(),
             **self.sampling.values(),
+            "system_prompt": self.system_prompt.toPlainText(),
+            "prompt_format": self.prompt_format.prompt_format(),
             "http_port": self.api_port.value() if self.api_on.isChecked() else 0,
             "notifications": self.notifications.isChecked(),
+            "notify_sound": self.notify_sound.isChecked(),
             "keep_in_tray": self.keep_in_tray.isChecked(),
         }
 
@@ -247,7 +297,37 @@ class SettingsDialog(QDialog):
             setattr(updated, name, value)  # validate_assignment checks each value
         return updated
 
+    def _watch(self) -> None:
+        """Check the values again whenever one changes."""
+        self.model.textChanged.connect(self.check)
+        self.n_ctx.valueChanged.connect(self.check)
+        self.gpu_layers.valueChanged.connect(self.check)
+        self.system_prompt.textChanged.connect(self.check)
+        self.prompt_format.currentIndexChanged.connect(self.check)
+        for box in self.sampling.boxes.values():
+            box.valueChanged.connect(self.check)
+
+    def check(self) -> bool:
+        """Show why values cannot be used (and warnings) beside their fields; Save is on only
+        when every value can be used. True when they can."""
+        found = self.checks.check(self.values())
+        for name, note in self.notes.items():
+            text = found.errors.get(name) or found.warnings.get(name) or ""
+            note.setText(text)
+            note.setStyleSheet(ERROR_STYLE if name in found.errors else WARNING_STYLE)
+            note.setVisible(bool(text))
+        others = [text for name, text in found.errors.items() if name not in self.notes]
+        self.error.setText("\n".join(others))
+        self.error.setVisible(bool(others))
+        self.save_button.setEnabled(not found.errors)
+        self.save_button.setToolTip(
+            "" if not found.errors else "Fix the values marked in red first"
+        )
+        return not found.errors
+
     def save(self) -> None:
+        if not self.check():
+            return
         try:
             updated = self.updated()
             updated.save()

@@ -108,6 +108,8 @@ class QueueStatusBar(QStatusBar):
         self.api = Indicator("API off")
         self.workers = Indicator("Worker: checking…")
         self.model = Indicator("Model: none loaded")
+        self._loaded: list[str] = []  # models the workers' heartbeats say are loaded
+        self._loading: list[str] = []  # models jobs are loading now
         self.gpu = Indicator("GPU: unknown")
         self.vram = QLabel()
         self.vram.hide()
@@ -143,13 +145,26 @@ class QueueStatusBar(QStatusBar):
             self.workers.set(GOOD, text, tip + (f"\n{note}" if note else ""))
         else:
             self.workers.set(BAD if not note else WARN, "No worker", note or "No worker is alive.")
-        models = sorted({Path(str(w["model"])).name for w in workers if w.get("model")})
-        if models:
-            self.model.set(GOOD, f"Model: {', '.join(models)}", "Loaded in the worker(s)")
-        else:
-            self.model.set(IDLE, "Model: none loaded", "The worker loads a model with its job.")
+        self._loaded = sorted({Path(str(w["model"])).name for w in workers if w.get("model")})
+        self._show_model()
         color, text, tip = gpu_text(workers)
         self.gpu.set(color, text, tip)
+
+    def set_loading(self, models: list[str]) -> None:
+        """The models jobs are loading now (file names): said until they run."""
+        if models != self._loading:
+            self._loading = list(models)
+            self._show_model()
+
+    def _show_model(self) -> None:
+        if self._loading:
+            names = ", ".join(self._loading)
+            tip = "A job is loading the model; it runs once the model is in memory."
+            self.model.set(WARN, f"Model: loading {names}…", tip)
+        elif self._loaded:
+            self.model.set(GOOD, f"Model: {', '.join(self._loaded)}", "Loaded in the worker(s)")
+        else:
+            self.model.set(IDLE, "Model: none loaded", "The worker loads a model with its job.")
 
     def set_vram(self, gpus: list[GpuMemory] | None) -> None:
         if not gpus:

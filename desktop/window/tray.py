@@ -1,20 +1,27 @@
-"""The system tray icon: the queue's state at a glance, a menu, and the notifications."""
+"""The system tray icon: the queue's state at a glance, a menu, and the notifications (through
+the desktop's notification service where no tray exists)."""
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from desktop.common.icons import action_icon, app_icon
 from desktop.window.notifier import Notifier
 from worker.jobs.job import JobState
 
+if TYPE_CHECKING:
+    from desktop.services.desktopnotify import DesktopNotifications
+
 BADGE_RUNNING = "#3b82f6"
 BADGE_FAILED = "#dc2626"
+HEADLESS_PLATFORMS = ("offscreen", "minimal")  # no desktop to notify: tests, CI
 
 
 def tray_summary(counts: Counter[JobState], paused: bool, reachable: bool) -> str:
@@ -48,8 +55,21 @@ def badged_icon(color_name: str | None) -> QIcon:
     return QIcon(QPixmap(pixmap))
 
 
+def default_desktop() -> DesktopNotifications | None:
+    """The session bus's notification service (Linux and the BSDs), unless Qt runs without
+    a desktop or has no D-Bus module."""
+    if QApplication.platformName() in HEADLESS_PLATFORMS or sys.platform in ("darwin", "win32"):
+        return None
+    try:
+        from desktop.services.desktopnotify import DesktopNotifications
+    except ImportError:
+        return None
+    return DesktopNotifications()
+
+
 class Tray(QObject):
-    """Tray icon and menu; shows the notifier's notifications when a tray exists."""
+    """Tray icon and menu; shows the notifier's notifications in the tray when one exists,
+    else through the desktop's notification service (`desktop`), with a beep if `sound`."""
 
     show_requested = Signal()
     pause_requested = Signal(bool)  # True: pause
@@ -57,9 +77,22 @@ class Tray(QObject):
     job_requested = Signal(str)  # a job's notification was clicked
     batch_requested = Signal(str)  # a batch's notification was clicked
 
-    def __init__(self, notifier: Notifier, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        parent: QObject | None = None,
+        *,
+        available: bool | None = None,
+        sound: bool = False,
+        desktop: DesktopNotifications | None = None,
+    ) -> None:
+        """`available`: whether a system tray exists (None: ask Qt); `desktop`: where
+        notifications go without one (None: the session bus's service, if a desktop runs)."""
         super().__init__(parent)
-        self.available = QSystemTrayIcon.isSystemTrayAvailable()
+        self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
+        self.sound = sound
+        self.desktop: DesktopNotifications | None = None
+        self.use_desktop(desktop if desktop is not None else default_desktop())
         self.icon = QSystemTrayIcon(app_icon(), self)
         self._paused = False
         self._last_job = ""
@@ -83,6 +116,15 @@ class Tray(QObject):
         self.icon.messageClicked.connect(self._on_message_clicked)
         notifier.notified.connect(self.show_message)
         notifier.batch_notified.connect(self.show_batch_message)
+
+    def use_desktop(self, desktop: DesktopNotifications | None) -> None:
+        """Send the notifications to this desktop notification service while no tray shows them."""
+        if self.desktop is not None:
+            self.desktop.clicked.disconnect(self._on_desktop_clicked)
+        self.desktop = desktop
+        if desktop is not None:
+            desktop.setParent(self)
+            desktop.clicked.connect(self._on_desktop_clicked)
 
     def show(self) -> None:
         if self.available:
@@ -122,8 +164,21 @@ class Tray(QObject):
         self._show(title, message)
 
     def _show(self, title: str, message: str) -> None:
+        """In the tray, or the desktop's notifications; the status bar says it anyway."""
+        key = f"batch:{self._last_batch}" if self._last_batch else f"job:{self._last_job}"
         if self.available and self.icon.isVisible():
             self.icon.showMessage(title, message, app_icon(), 6000)
+        elif self.desktop is not None:
+            self.desktop.notify(title, message, key)
+        if self.sound:
+            QApplication.beep()
+
+    def _on_desktop_clicked(self, key: str) -> None:
+        kind, _, ident = key.partition(":")
+        if kind == "batch" and ident:
+            self.batch_requested.emit(ident)
+        elif kind == "job" and ident:
+            self.job_requested.emit(ident)
 
     def _on_message_clicked(self) -> None:
         if self._last_batch:

@@ -6,9 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
+from pytest import MonkeyPatch
 from pytestqt.qtbot import QtBot
 
 from desktop.controller import Controller
@@ -70,7 +71,7 @@ def test_drop_queues_good_files_and_lists_refused_ones(
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     enter = QDragEnterEvent(
-        QPointF(5, 5),
+        QPoint(5, 5),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -103,6 +104,41 @@ def test_drop_queues_good_files_and_lists_refused_ones(
     )
     assert {job.spec.model for job in jobs} == {str(tiny_model.resolve())}
     qtbot.waitUntil(lambda: desk.jobs.rowCount() == 6, timeout=WAIT_MS)
+
+
+def test_drop_summary_lists_each_bad_line_of_a_jsonl_file(
+    qtbot: QtBot, desk: Controller, tiny_model: Path, tmp_path: Path
+) -> None:
+    desk.commands.choose_model(str(tiny_model))
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"prompt": "a"}\n{"prompt": "b", "temprature": 0.5}\n{"prompt": "c"}\n'
+                    '{"prompt": "d", "max_tok', encoding="utf-8")  # fmt: skip
+    with qtbot.waitSignal(desk.commands.drop_finished, timeout=WAIT_MS) as dropped:
+        desk.window.files_dropped.emit([jobs])
+    typo = "line 2: field 'temprature': unknown field; did you mean 'temperature'?"
+    truncated = "line 4: invalid JSON at column 17: Unterminated string starting at"
+    outcome = dropped.args[0]
+    assert outcome.job_ids == []  # whole files only: nothing of it is queued
+    assert [(r.path, r.problems) for r in outcome.refused] == [(jobs, (typo, truncated))]
+    summary = desk.window.drop_summary
+    assert summary is not None and summary.windowTitle() == "Dropped files"
+    assert summary.rows() == [(str(jobs), f"{typo} (and 1 more bad line)")]
+    assert summary.problems(0) == [typo, truncated]
+
+
+def test_add_files_summary_says_added(
+    qtbot: QtBot, desk: Controller, tiny_model: Path, tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    desk.commands.choose_model(str(tiny_model))
+    story = tmp_path / "story.txt"
+    story.write_text("Once upon a time", encoding="utf-8")
+    chosen = ([str(story)], "")  # what the file chooser answers (it cannot be clicked here)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *_: chosen)
+    with qtbot.waitSignal(desk.commands.drop_finished, timeout=WAIT_MS) as added:
+        desk.window.actions_by_name["add_files"].trigger()
+    assert [path for path, _ in added.args[0].queued] == [story]
+    summary = desk.window.drop_summary
+    assert summary is not None and summary.windowTitle() == "Added files"
 
 
 def test_drop_without_a_model_refuses_text_files_with_a_hint(tmp_path: Path) -> None:
@@ -158,6 +194,7 @@ def test_export_and_clear_finished_from_the_window(
 def test_output_follows_the_end_unless_scrolled_up(qtbot: QtBot) -> None:
     view = OutputView()
     qtbot.addWidget(view)
+    view.set_raw(True)  # raw text: each flush inserts the gathered appends
     view.resize(300, 120)
     view.show()
     view.set_text("line\n" * 200)

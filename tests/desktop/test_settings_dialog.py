@@ -60,3 +60,77 @@ def test_window_state_is_kept_in_the_config_dir(isolated_home: Path) -> None:
     assert again.recent_models()[:2] == ["/models/3.gguf", "/models/11.gguf"]
     assert len(again.recent_models()) == 10
     assert again.flag("tray_hint_shown") and not again.flag("other")
+
+
+def test_a_model_that_cannot_work_is_refused_beside_its_field(
+    qtbot: QtBot, isolated_home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    note = dialog.notes["model"]
+    missing = tmp_path / "gone.gguf"
+    dialog.model.setText(str(missing))
+    assert not note.isHidden() and "no such file" in note.text() and str(missing) in note.text()
+    assert not dialog.save_button.isEnabled()
+    saved: list[object] = []
+    dialog.saved.connect(saved.append)
+    dialog.save()  # e.g. Enter in a field: refused, the reason stays beside the field
+    assert saved == [] and not (isolated_home / "config" / "settings.json").exists()
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model", encoding="utf-8")
+    dialog.model.setText(str(text))
+    assert "not a GGUF file" in note.text() and not dialog.save_button.isEnabled()
+    dialog.model.setText(str(tiny_model))
+    assert note.isHidden() and dialog.save_button.isEnabled()
+    dialog.model.clear()  # no default model is fine
+    assert note.isHidden() and dialog.save_button.isEnabled()
+
+
+def test_a_saved_model_that_went_missing_is_shown_at_once(
+    qtbot: QtBot, isolated_home: Path, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    settings.model = tmp_path / "moved.gguf"
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert "no such file" in dialog.notes["model"].text()
+    assert not dialog.save_button.isEnabled()
+
+
+def test_a_context_beyond_the_models_training_is_warned(
+    qtbot: QtBot, isolated_home: Path, tiny_model: Path
+) -> None:
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    assert dialog.n_ctx.maximum() == 1_048_576  # the settings model's own bound
+    dialog.model.setText(str(tiny_model))  # trained on 4,096 tokens
+    dialog.n_ctx.setValue(999_999)
+    note = dialog.notes["n_ctx"]
+    assert not note.isHidden()
+    assert "999,999" in note.text() and "4,096" in note.text() and "trained" in note.text()
+    dialog.n_ctx.setValue(4096)
+    assert note.isHidden()
+
+
+def test_system_prompt_format_and_sound_are_saved(qtbot: QtBot, isolated_home: Path) -> None:
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    assert dialog.prompt_format.prompt_format() == "auto"
+    assert dialog.prompt_format.itemText(0) == "Auto (model's template)"
+    assert dialog.prompt_format.findData("chatml") > 0 and dialog.prompt_format.findData("raw") > 0
+    dialog.system_prompt.setPlainText("You are terse.\nAnswer in one line.")
+    dialog.prompt_format.set_prompt_format("chatml")
+    dialog.notify_sound.setChecked(True)
+    dialog.notifications.setChecked(False)
+    assert not dialog.notify_sound.isEnabled()  # a sound goes with the notifications
+    dialog.notifications.setChecked(True)
+    with qtbot.waitSignal(dialog.saved):
+        dialog.save()
+    reloaded = load_settings()
+    assert reloaded.system_prompt == "You are terse.\nAnswer in one line."
+    assert (reloaded.prompt_format, reloaded.notify_sound) == ("chatml", True)
+    defaults = reloaded.job_defaults()
+    assert defaults["system"] == reloaded.system_prompt and defaults["prompt_format"] == "chatml"
+    again = SettingsDialog(reloaded)
+    qtbot.addWidget(again)
+    assert again.values() == dialog.values()
