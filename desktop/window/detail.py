@@ -329,6 +329,9 @@ class DetailPane(QWidget):
                 self._texts[self._attempt] = self.output.text()
             self._attempt = job.attempt
             self._show_output(job)
+        if job.state.finished:  # the stream ended: its last paragraph is rendered too
+            self.output.finish()
+            self.attempt_output.finish()
         self.job = job
         self._render(job)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QTimer, QUrl
-from PySide6.QtGui import QFont, QTextCursor, QTextDocument, QTextOption
+from PySide6.QtGui import (
+    QFont,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextOption,
+)
 from PySide6.QtWidgets import QTextEdit, QWidget
 
-FLUSH_MS = 40  # raw text: appends are gathered this long, one relayout rather than dozens
-RENDER_MS = 150  # Markdown: a streaming document is rendered again at most this often
-RENDER_MAX_MS = 1000  # ... and less often as it grows (each render lays out all of it)
-RENDER_CHARS_PER_MS = 200  # text length that adds a millisecond to the render interval
+FLUSH_MS = 40  # appends are gathered this long: one relayout rather than dozens
 MARKDOWN_MAX = 400_000  # longer texts show raw: laying out so much Markdown stalls the window
 # GitHub's dialect, without raw HTML: model output is untrusted and its tags show as text.
 MARKDOWN = QTextDocument.MarkdownFeature(
@@ -20,18 +24,33 @@ MARKDOWN = QTextDocument.MarkdownFeature(
 )
 
 
-def render_interval(length: int) -> int:
-    """Milliseconds between renders of a streaming Markdown text of `length` characters."""
-    return min(RENDER_MAX_MS, RENDER_MS + length // RENDER_CHARS_PER_MS)
+def settled_end(text: str, start: int) -> int:
+    """Where the Markdown blocks that can no longer change end: after the last blank line
+    from `start` on that is outside a code fence (`start` itself when there is none yet).
+    `start` must be such a place, outside any fence."""
+    end = start
+    fence: str | None = None
+    at = start
+    for line in text[start:].splitlines(keepends=True):
+        at += len(line)
+        if not line.endswith("\n"):
+            break  # the last line is still being written
+        mark = line.lstrip()[:3]
+        if mark in ("```", "~~~"):
+            fence = None if fence == mark else fence or mark
+        elif fence is None and not line.strip():
+            end = at
+    return end
 
 
 class OutputView(QTextEdit):
     """Shows the output as Markdown (code blocks in a monospace font) or as raw text.
 
-    Streamed text never costs a render per token: raw text is gathered for FLUSH_MS and
-    appended at once; Markdown is rendered again from the whole text at most every
-    RENDER_MS (longer for long texts), by a timer. While the view is at the bottom it keeps
-    there; scrolled up, it stays put. Nothing is ever loaded: no images, no links followed.
+    Streamed text costs what it adds, never a render of the whole: appends are gathered for
+    FLUSH_MS and inserted at once. As Markdown, the blocks that can no longer change (up to
+    the last blank line outside a code fence) are rendered once each, and the paragraph
+    being written shows as plain text until it ends. While the view is at the bottom it
+    keeps there; scrolled up, it stays put. Nothing is ever loaded: no images, no links.
     """
 
     def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
@@ -50,6 +69,9 @@ class OutputView(QTextEdit):
         self._text = ""  # everything received, shown or about to be
         self._shown = 0  # how much of it the document shows
         self._plain_shown = True  # the document holds it as plain text, not rendered
+        self._settled = 0  # Markdown: the text up to here is rendered block by block
+        self._tail_at: int | None = None  # where the rest (its tail) starts in the document
+        self._tail_rendered = False  # the tail is shown rendered (not streaming into it)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
@@ -72,22 +94,38 @@ class OutputView(QTextEdit):
             return
         self._text += text
         if not self._timer.isActive():
-            self._timer.start(FLUSH_MS if self._plain() else render_interval(len(self._text)))
+            self._timer.start(FLUSH_MS)
 
     def flush(self) -> None:
         """Show what was received now."""
         self._timer.stop()
-        if self._plain() and self._plain_shown:
-            if self._shown < len(self._text):
-                follow = self.at_end()
-                cursor = QTextCursor(self.document())
-                cursor.movePosition(QTextCursor.MoveOperation.End)
-                cursor.insertText(self._text[self._shown :])
-                self._shown = len(self._text)
-                if follow:
-                    self.scroll_to_end()
-        elif self._shown != len(self._text):
+        if self._shown == len(self._text):
+            return
+        if self._plain() != self._plain_shown:  # grew past MARKDOWN_MAX: plain from now on
             self._render(keep_place=True)
+            return
+        follow = self.at_end()
+        cursor = QTextCursor(self.document())
+        settled = self._settled if self._plain_shown else settled_end(self._text, self._settled)
+        if self._plain_shown or (
+            settled == self._settled and self._tail_at is not None and not self._tail_rendered
+        ):
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(self._text[self._shown :])
+        else:  # blocks ended (render them once), or the tail starts or turns plain again
+            self._replace_tail(cursor, settled, rendered=False)
+        self._shown = len(self._text)
+        if follow:
+            self.scroll_to_end()
+
+    def finish(self) -> None:
+        """The stream ended: the paragraph it ended in is shown rendered too."""
+        self.flush()
+        if not self._plain_shown and not self._tail_rendered and self._tail_at is not None:
+            follow = self.at_end()
+            self._replace_tail(QTextCursor(self.document()), self._settled, rendered=True)
+            if follow:
+                self.scroll_to_end()
 
     def set_raw(self, raw: bool) -> None:
         """Show the raw text (True) or render it as Markdown."""
@@ -115,7 +153,11 @@ class OutputView(QTextEdit):
         if self._plain_shown:
             self.setPlainText(self._text)
         else:
-            self.document().setMarkdown(self._text, MARKDOWN)
+            self._settled = settled_end(self._text, 0)
+            self.document().setMarkdown(self._text[: self._settled], MARKDOWN)
+            self._tail_at = None
+            if self._settled < len(self._text):
+                self._replace_tail(QTextCursor(self.document()), self._settled, rendered=True)
             self.renders += 1
         self._shown = len(self._text)
         if keep_place:
@@ -123,6 +165,30 @@ class OutputView(QTextEdit):
                 self.scroll_to_end()
             else:
                 bar.setValue(value)
+
+    def _replace_tail(self, cursor: QTextCursor, settled: int, *, rendered: bool) -> None:
+        """Render the blocks that ended (up to `settled`) and show the rest after them, as
+        Markdown (`rendered`) or as plain text that streamed text is appended to."""
+        if self._tail_at is not None:  # its block stays, emptied
+            cursor.setPosition(self._tail_at)
+            cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+        else:
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            if cursor.position() > 0:
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())  # a plain block
+        tail = self._text[settled:]
+        if settled > self._settled:
+            cursor.insertMarkdown(self._text[self._settled : settled], MARKDOWN)
+            self._settled = settled
+            if tail:
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        self._tail_at = cursor.position() if tail else None
+        if rendered:
+            cursor.insertMarkdown(tail, MARKDOWN)
+        else:
+            cursor.insertText(tail)
+        self._tail_rendered = rendered
 
     def _plain(self) -> bool:
         """Whether the text is shown plain: asked for, or too long to render."""

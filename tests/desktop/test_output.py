@@ -78,17 +78,29 @@ def test_raw_text_shows_the_markdown_source(qtbot: QtBot) -> None:
     assert output.toPlainText() == "Some bold text. More."
 
 
-def test_streaming_markdown_renders_a_few_times_not_per_token(qtbot: QtBot) -> None:
+def test_streaming_markdown_costs_what_it_adds_not_a_render_of_the_whole(qtbot: QtBot) -> None:
+    """Each finished block is rendered once as it ends; the paragraph being written shows
+    as plain text, and is rendered when the stream ends. No whole-document render."""
     output = view(qtbot)
     output.set_text("")
     before = output.renders
-    words = [f"word{n} " for n in range(2000)]
-    for word in words:
-        output.append_text(word)
+    blocks = [f"Paragraph {n} has **bold** words.\n\n" for n in range(300)]
+    for block in blocks:
+        for word in block.split(" "):
+            output.append_text(word + (" " if not word.endswith("\n") else ""))
+    output.append_text("The last one is *still* being written")
     assert output.renders == before  # nothing rendered synchronously per token
-    expected = "".join(words).strip()
-    qtbot.waitUntil(lambda: output.toPlainText() == expected, timeout=WAIT_MS)
-    assert output.renders - before <= 2
+    settled = "\n".join(f"Paragraph {n} has bold words." for n in range(300))
+    qtbot.waitUntil(
+        lambda: output.toPlainText() == settled + "\nThe last one is *still* being written",
+        timeout=WAIT_MS,
+    )
+    output.finish()
+    assert output.toPlainText() == settled + "\nThe last one is still being written"
+    assert output.renders == before  # the whole text was never rendered again
+    fresh = view(qtbot)
+    fresh.set_text(output.text())
+    assert fresh.toPlainText() == output.toPlainText()  # as a full render shows it
 
 
 def test_a_very_long_output_streams_as_plain_text(
