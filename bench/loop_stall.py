@@ -9,7 +9,9 @@ code costs, apart from waiting for a CPU on a loaded machine).
 
 Meanwhile the window reads a model's details over and over, cold (`--read-model`, by
 default the 262k-token Gemma 4 vocabulary file), the way the model picker does: the
-command runs read_model_info on a pool thread. `--read-model ''` turns that off.
+command runs read_model_info on a pool thread. `--read-every` is the pause between reads
+(default 1 s, a person picking one model after another; 0: back to back, the worst case);
+`--read-model ''` turns the reading off.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ class DetailsReader:
     """Reads a model's details again and again, cold, as the picker does on a pick: the
     command reads them on the window's pool thread and shows the model line."""
 
-    def __init__(self, controller: Controller, model: Path) -> None:
+    def __init__(self, controller: Controller, model: Path, every: float) -> None:
         self.controller = controller
         self.model = str(model)
+        self.every = every
         self.times_ms: list[float] = []
         self.task: asyncio.Task[None] | None = None
         self.running = False
@@ -78,6 +81,8 @@ class DetailsReader:
             started = time.perf_counter()
             await self.controller.commands.show_model_info(self.model)
             self.times_ms.append((time.perf_counter() - started) * 1000)
+            if self.every > 0:
+                await asyncio.sleep(self.every)
 
     async def stop(self) -> dict[str, Any]:
         self.running = False
@@ -87,13 +92,16 @@ class DetailsReader:
         return {
             "model_read": Path(self.model).name,
             "model_reads": len(self.times_ms),
+            "model_read_every_s": self.every,
             "model_read_ms_p50": round(statistics.median(self.times_ms), 1),
             "model_read_ms_max": round(max(self.times_ms), 1),
             "model_line": shown,
         }
 
 
-async def measure(queue: Queue, model: Path, tokens: int, read: Path | None) -> dict[str, Any]:
+async def measure(
+    queue: Queue, model: Path, tokens: int, read: Path | None, every: float
+) -> dict[str, Any]:
     started = time.perf_counter()
     controller = Controller(queue.settings, address=queue.address)
     ready = asyncio.Event()
@@ -117,7 +125,7 @@ async def measure(queue: Queue, model: Path, tokens: int, read: Path | None) -> 
 
     while not all(s is JobState.running for s in states()):  # all four streaming at once
         await asyncio.sleep(0.05)
-    reader = DetailsReader(controller, read) if read is not None else None
+    reader = DetailsReader(controller, read, every) if read is not None else None
     if reader is not None:
         reader.start()
     meter.clear()
@@ -160,6 +168,9 @@ def main() -> None:
         default=str(VOCAB_262K),
         help="a GGUF whose details the window reads meanwhile, over and over ('' for none)",
     )
+    parser.add_argument(
+        "--read-every", type=float, default=1.0, help="seconds between reads (0: back to back)"
+    )
     args = parser.parse_args()
     read = Path(args.read_model) if args.read_model else None
     if read is not None and not read.is_file():
@@ -174,7 +185,8 @@ def main() -> None:
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
         with loop:
-            result = loop.run_until_complete(measure(queue, model, args.tokens, read))
+            run = measure(queue, model, args.tokens, read, args.read_every)
+            result = loop.run_until_complete(run)
         print(json.dumps(result))
 
 
