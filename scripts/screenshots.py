@@ -4,7 +4,8 @@
 
 Needs ../shared/models/stories260K.gguf for readable text. Writes main-window.png
 (1280x800), main-window-dark.png, small-screen.png (1024x640), welcome.png,
-drop-overlay.png, drop-summary.png, batches.png and settings.png.
+drop-overlay.png, drop-summary.png, batches.png, settings.png, settings-refused.png,
+follow-up.png, quit.png and about.png.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from desktop.app import make_application
 from desktop.common.theme import dark_palette
 from desktop.controller import Controller
 from desktop.services.httpapi import ApiState
+from desktop.window.about import UNKNOWN
 from worker.jobs.job import JobOrigin, JobState
 from worker.jobs.spec import JobSpec
 from worker.settings import DEFAULT_HTTP_PORT
@@ -162,6 +164,7 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
         [JobSpec(model=str(STORIES), prompt=transcript, title="meeting-transcript.txt")]
     )
     await until(lambda: all((r := desk.jobs.job(i)) and r.state.finished for i in [*done, failed]))
+    await follow_up_scene(desk, queue, done[0], out)
     worker = queue.workers[0].process.pid
     with Throttle(worker):
         [running, *waiting] = client.submit(
@@ -185,6 +188,8 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
         await save(window, out / "main-window.png")
         window.resize(1024, 640)
         await save(window, out / "small-screen.png")
+        window.resize(1280, 800)
+        await quit_scene(desk, out)
     await until(lambda: (r := desk.jobs.job(running)) is not None and r.state.finished)
     window.resize(1280, 800)
     window.select_job(failed)
@@ -198,6 +203,27 @@ async def scene(app: Any, queue: Queue, out: Path, home: Path) -> None:
     await batch_scene(desk, queue, out)
     await dialogs_scene(desk, out, home)
     await desk.shutdown()
+
+
+async def follow_up_scene(desk: Controller, queue: Queue, parent: str, out: Path) -> None:
+    """A finished story followed up: the editor carries the conversation on."""
+    window = desk.window
+    window.select_job(parent)
+    await until(lambda: window.detail.job_id == parent and bool(window.detail.output_text()))
+    window.editor.start_follow_up(queue.client.get(parent, with_output=True))
+    window.editor.prompt.setPlainText("Now tell it again, as the fox would tell it.")
+    await save(window, out / "follow-up.png")
+    window.editor.leave_follow_up()
+
+
+async def quit_scene(desk: Controller, out: Path) -> None:
+    """Quit while a job runs and others wait: the app asks first."""
+    await until(lambda: desk.quitting.work.any)
+    desk.ask_quit()
+    box = desk.quitting.box
+    assert box is not None
+    await save(box, out / "quit.png")
+    box.reject()
 
 
 async def dialogs_scene(desk: Controller, out: Path, home: Path) -> None:
@@ -215,7 +241,13 @@ async def dialogs_scene(desk: Controller, out: Path, home: Path) -> None:
     dialog = desk.commands.settings_dialog
     assert dialog is not None
     await save(dialog, out / "settings.png")
+    dialog.model.setText(str(home / "models" / "llama-3.2-3b.gguf"))  # a file that is not there
+    await save(dialog, out / "settings-refused.png")
     dialog.close()
+    about = desk.commands.open_about()
+    await until(lambda: about.labels["Queue server"].text() != UNKNOWN)
+    await save(about, out / "about.png")
+    about.close()
 
 
 def api_port() -> int:
