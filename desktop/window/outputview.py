@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import QTimer, QUrl
@@ -16,12 +17,24 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QTextEdit, QWidget
 
 FLUSH_MS = 40  # appends are gathered this long: one relayout rather than dozens
+FINISH_RENDER_MAX = 2_000  # a longer last paragraph stays plain when its stream ends
 MARKDOWN_MAX = 400_000  # longer texts show raw: laying out so much Markdown stalls the window
 # GitHub's dialect, without raw HTML: model output is untrusted and its tags show as text.
 MARKDOWN = QTextDocument.MarkdownFeature(
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
     | QTextDocument.MarkdownFeature.MarkdownNoHTML.value
 )
+
+
+# What Markdown would show differently from the plain text: markup, entities, escapes, line
+# breaks (a paragraph's soft ones join), list and heading starts. Prose without any of it
+# looks the same either way, and is not rendered again when its stream ends.
+_MARKUP = re.compile(r"[*_`#\[\]<>|~\\&!\n]|^\s*(?:[-+=]|\d+[.)])")
+
+
+def looks_plain(text: str) -> bool:
+    """Whether the text shows the same rendered as Markdown and as plain text."""
+    return _MARKUP.search(text) is None
 
 
 def settled_end(text: str, start: int) -> int:
@@ -121,11 +134,19 @@ class OutputView(QTextEdit):
     def finish(self) -> None:
         """The stream ended: the paragraph it ended in is shown rendered too."""
         self.flush()
-        if not self._plain_shown and not self._tail_rendered and self._tail_at is not None:
-            follow = self.at_end()
-            self._replace_tail(QTextCursor(self.document()), self._settled, rendered=True)
-            if follow:
-                self.scroll_to_end()
+        if self._plain_shown or self._tail_rendered or self._tail_at is None:
+            return
+        tail = self._text[self._settled :]
+        if looks_plain(tail) or len(tail) > FINISH_RENDER_MAX:
+            # Prose looks the same rendered; a paragraph of thousands of characters is rare in
+            # Markdown and costs a long layout while other jobs may stream: it is rendered
+            # when the job is shown again. Either way the window is spared the work now.
+            self._tail_rendered = True
+            return
+        follow = self.at_end()
+        self._replace_tail(QTextCursor(self.document()), self._settled, rendered=True)
+        if follow:
+            self.scroll_to_end()
 
     def set_raw(self, raw: bool) -> None:
         """Show the raw text (True) or render it as Markdown."""

@@ -239,3 +239,35 @@ def test_at_1024_by_640_the_useful_columns_and_button_labels_stay(
         if button in detail._action_buttons():
             assert button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon
             assert button.isVisible() and button.width() >= button.sizeHint().width()
+
+
+def test_prose_is_not_rendered_again_when_its_stream_ends(qtbot: QtBot) -> None:
+    """A last paragraph with no Markdown in it looks the same plain: finish() leaves it,
+    sparing the window a layout of it while other jobs stream; with markup it renders."""
+    output = view(qtbot)
+    output.set_text("")
+    output.append_text('Once upon a time, a fox said "hi" to Tom. ' * 30)
+    output.flush()
+    document = output.document()
+    revision = document.revision()
+    output.finish()
+    assert document.revision() == revision  # not touched
+    output.append_text("Then it was **late**.")
+    output.flush()
+    output.finish()
+    assert output.toPlainText().endswith("Then it was late.")
+
+
+def test_a_huge_last_paragraph_is_rendered_when_shown_again_not_at_its_end(
+    qtbot: QtBot,
+) -> None:
+    output = view(qtbot)
+    output.set_text("")
+    text = "Some **bold** words and more. " * (outputview.FINISH_RENDER_MAX // 20)
+    output.append_text(text)
+    output.flush()
+    revision = output.document().revision()
+    output.finish()
+    assert output.document().revision() == revision
+    output.set_text(output.text())  # the job selected again: a full render
+    assert "**" not in output.toPlainText()
