@@ -182,7 +182,7 @@ def test_a_clean_exit_or_a_stop_is_not_logged_as_a_warning(
     with qtbot.waitSignal(clean.exited, timeout=WAIT_MS):
         clean.start()
         clean.wanted = False  # it ends by itself, as a worker told to stop does
-    stopped = Child("import time; time.sleep(60)", tmp_path / "stopped.log")
+    stopped = Child("import signal; signal.pause()", tmp_path / "stopped.log")  # until stopped
     with qtbot.waitSignal(stopped.started, timeout=WAIT_MS):
         stopped.start()
     with qtbot.waitSignal(stopped.exited, timeout=WAIT_MS):
