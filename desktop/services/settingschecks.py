@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.jobs.validation import error_message
 from worker.modelfile.check import check_model_file
 from worker.modelfile.info import ModelInfo, read_model_info
 from worker.settings import Settings
@@ -52,8 +53,7 @@ class SettingsChecks:
             try:
                 setattr(trial, name, value)  # validate_assignment checks each value
             except ValidationError as exc:
-                error = exc.errors(include_url=False)[0]
-                reason = str(error["msg"]).removeprefix("Value error, ")
+                reason = error_message(exc.errors(include_url=False)[0], Settings)
                 found.errors[name] = f"{_label(name)}: {reason}"
         model = values.get("model")
         if model is not None and "model" not in found.errors:

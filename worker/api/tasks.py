@@ -31,11 +31,11 @@ from worker.api.tasks_schema import (
 from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec
 from worker.queue import keys
+from worker.queue.eta import STEADY_TOKENS
 from worker.queue.events import Event
 from worker.queue.ledger import UnknownJobError
 
 Ctx = Annotated[ApiContext, Depends(context)]
-STEADY_TOKENS = 16  # an ETA is given once this many tokens show the rate
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # no ':', which would name another key of the job
 
 

@@ -3,7 +3,7 @@ one of llama.cpp's built-in chat templates by name."""
 
 from __future__ import annotations
 
-import difflib
+from worker.jobs.validation import nearest
 
 AUTO = "auto"  # the model's chat template when its GGUF has one, else raw text
 RAW = "raw"  # the text as written, no chat formatting
@@ -27,27 +27,12 @@ def check_prompt_format(value: str) -> str:
     """The name if it is a known prompt format; ValueError naming the nearest one if not."""
     if value in PROMPT_FORMATS:
         return value
-    near = difflib.get_close_matches(value.lower(), PROMPT_FORMATS, n=5, cutoff=0.6)
-    near.sort(key=lambda name: _edits(value.lower(), name))  # 'chatlm': chatml, not chatglm4
-    hint = f"; did you mean {near[0]!r}?" if near else ""
+    near = nearest(value, PROMPT_FORMATS)
+    hint = f"; did you mean {near!r}?" if near else ""
     raise ValueError(
         f"unknown prompt format {value!r}: use 'auto' (the model's chat template), 'raw', "
         f"or one of llama.cpp's built-in templates such as 'chatml', 'llama3', 'gemma'{hint}"
     )
-
-
-def _edits(a: str, b: str) -> int:
-    """Edits from a to b: inserted, deleted or changed letters, or two swapped ones."""
-    rows = [list(range(len(b) + 1))]
-    for i, x in enumerate(a, start=1):
-        row = [i]
-        for j, y in enumerate(b, start=1):
-            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y))
-            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
-                cost = min(cost, rows[-2][j - 2] + 1)
-            row.append(cost)
-        rows.append(row)
-    return rows[-1][-1]
 
 
 def effective_format(prompt_format: str | None, raw: bool = False) -> str:

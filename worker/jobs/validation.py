@@ -61,13 +61,28 @@ def unknown_field_hint(model: type[BaseModel] | None, loc: Sequence[Any]) -> str
 
 
 def nearest(name: str, known: Sequence[str]) -> str | None:
-    """The known name meant by a misspelt or shortened one ('temp' -> 'temperature')."""
+    """The known name meant by a misspelt or shortened one ('temp' -> 'temperature'); of the
+    close ones, the fewest edits away ('chatlm' -> 'chatml', not 'chatglm4')."""
     lowered = name.lower()
     starting = [k for k in known if len(lowered) >= 3 and k.lower().startswith(lowered)]
     if len(starting) == 1:
         return starting[0]
-    near = difflib.get_close_matches(lowered, known, n=1, cutoff=0.6)
-    return near[0] if near else None
+    near = difflib.get_close_matches(lowered, known, n=5, cutoff=0.6)
+    return min(near, key=lambda k: _edits(lowered, k.lower()), default=None)
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits from a to b: inserted, deleted or changed letters, or two swapped ones."""
+    rows = [list(range(len(b) + 1))]
+    for i, x in enumerate(a, start=1):
+        row = [i]
+        for j, y in enumerate(b, start=1):
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _misspelt_as(loc: Sequence[Any], errors: Sequence[Mapping[str, Any]]) -> str:
