@@ -76,7 +76,7 @@ def test_a_finished_job_is_followed_up_and_the_thread_reads_in_order(
         Message(role="user", content="And then?"),
     ]
     assert (spec.model, spec.max_tokens, spec.seed, spec.temperature) == (
-        str(stories_model),
+        str(stories_model.resolve()),  # the queue keeps the model's resolved path
         10,
         7,
         0.3,
