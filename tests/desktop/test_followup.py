@@ -59,7 +59,7 @@ def test_a_finished_job_is_followed_up_and_the_thread_reads_in_order(
     assert followed(editor) == parent
     assert not editor.follow_bar.isHidden()
     assert editor.follow_label.toolTip() == "Following up on “the first story”"
-    assert editor.picker.current_model() == str(stories_model)
+    assert editor.picker.current_model() == str(stories_model.resolve())  # the parent's model
     assert editor.system.toPlainText() == "Tell a short story."
     assert editor.sampling.values()["max_tokens"] == 12 and editor.seed.value() == 7
     editor.sampling.box("max_tokens").setValue(10)  # changed for this turn
