@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,16 +45,26 @@ def stop() -> StopSignal:
     return StopSignal(threading.Event())
 
 
-def play(ticket: Ticket) -> GenerationResult:
-    """Wait for the ticket, checking that the streamed text adds up to the result."""
+_STREAMED: dict[int, list[str]] = {}  # ticket id -> the text its on_text received
+
+
+def submit(engine: BatchEngine, spec: JobSpec, signal: StopSignal | None = None) -> Ticket:
+    """engine.submit, recording the text the loop thread hands on (see `play`)."""
     chunks: list[str] = []
 
     def on_text(text: str, **_: Any) -> bool:
         chunks.append(text)
         return False
 
-    result: GenerationResult = ticket.wait(lambda *a, **k: None, on_text)
-    assert "".join(chunks) == result.text
+    ticket = engine.submit(spec, signal or stop(), on_text)
+    _STREAMED[ticket.id] = chunks
+    return ticket
+
+
+def play(ticket: Ticket) -> GenerationResult:
+    """Wait for the ticket, checking that the streamed text adds up to the result."""
+    result: GenerationResult = ticket.wait(lambda *a, **k: None)
+    assert "".join(_STREAMED.pop(ticket.id, [])) == result.text
     return result
 
 
@@ -63,7 +72,7 @@ def alone(spec: JobSpec, options: LoadOptions = OPTIONS, slots: int = 1) -> Gene
     """The job run by itself, in an engine with `slots` slots (all others empty)."""
     engine = BatchEngine(options, slots)
     try:
-        return play(engine.submit(spec, stop()))
+        return play(submit(engine, spec, stop()))
     finally:
         engine.close()
 
@@ -125,7 +134,7 @@ def test_jobs_in_a_batch_write_what_they_write_alone(
 ) -> None:
     jobs = specs(stories_model, count, max_tokens=200, temperature=temperature)
     engine = engines(slots=count)
-    tickets = [engine.submit(spec, stop()) for spec in jobs]
+    tickets = [submit(engine, spec, stop()) for spec in jobs]
     together = [play(ticket) for ticket in tickets]
     assert [r.text for r in together] == [alone(spec, slots=count).text for spec in jobs]
     assert all(r.completion_tokens > 0 for r in together)
@@ -138,7 +147,7 @@ def test_greedy_batch_matches_alone_on_random_weights(
     engine = engines(slots=4)
     steps: list[StepInfo] = []
     engine.on_step = steps.append
-    tickets = [engine.submit(spec, stop()) for spec in jobs]
+    tickets = [submit(engine, spec, stop()) for spec in jobs]
     together = [play(ticket).text for ticket in tickets]
     assert together == [alone(spec, slots=4).text for spec in jobs]
     assert max(len(step.generated) for step in steps) == 4  # they really ran together
@@ -157,9 +166,9 @@ def test_many_prompt_lengths_in_one_batch_change_no_job(
         for i in range(16)
     ]  # fmt: skip
     engine = engines(slots=16, options=options)
-    together = [play(ticket).text for ticket in [engine.submit(job, stop()) for job in jobs]]
+    together = [play(ticket).text for ticket in [submit(engine, job, stop()) for job in jobs]]
     solo = engines(slots=16, options=options)
-    assert together == [play(solo.submit(job, stop())).text for job in jobs]
+    assert together == [play(submit(solo, job, stop())).text for job in jobs]
 
 
 def test_sampling_threads_give_the_same_tokens(
@@ -179,7 +188,7 @@ def test_sampling_threads_give_the_same_tokens(
     jobs[::2] = [job.model_copy(update={"temperature": 0.0}) for job in jobs[::2]]
     engine = BatchEngine(OPTIONS, 8, sampling_threads=3)
     try:
-        together = [play(ticket).text for ticket in [engine.submit(j, stop()) for j in jobs]]
+        together = [play(ticket).text for ticket in [submit(engine, j, stop()) for j in jobs]]
     finally:
         engine.close()
     assert together == [alone(job, slots=8).text for job in jobs]
@@ -198,10 +207,10 @@ def test_long_prompt_is_read_in_chunks_while_others_generate(
     def on_step(step: StepInfo) -> None:  # runs on the loop thread, between two decodes
         steps.append(step)
         if step.generated and not joined:
-            joined.append(engine.submit(long_prompt, stop()))
+            joined.append(submit(engine, long_prompt, stop()))
 
     engine.on_step = on_step
-    ticket = engine.submit(first, stop())
+    ticket = submit(engine, first, stop())
     first_text = play(ticket).text
     second = play(joined[0])
     reading = [step for step in steps if joined[0].id in step.prompt]
@@ -220,7 +229,7 @@ def test_cancelling_one_job_leaves_the_others_alone(
     later = specs(tiny_model, 4, max_tokens=80, temperature=0.0)[3]
     engine = engines(slots=3)
     stops = [stop() for _ in jobs]
-    tickets = [engine.submit(spec, signal) for spec, signal in zip(jobs, stops, strict=True)]
+    tickets = [submit(engine, spec, signal) for spec, signal in zip(jobs, stops, strict=True)]
     generated = 0
     refill: list[Ticket] = []
 
@@ -230,7 +239,7 @@ def test_cancelling_one_job_leaves_the_others_alone(
         if generated == 5:
             stops[1].event.set()  # cancel the middle job after its 5th token
         if tickets[1].finished_step is not None and not refill:
-            refill.append(engine.submit(later, stop()))  # takes the freed slot
+            refill.append(submit(engine, later, stop()))  # takes the freed slot
 
     engine.on_step = on_step
     results = [play(tickets[0]), None, play(tickets[2])]
@@ -256,7 +265,7 @@ def test_cancel_while_reading_the_prompt(
 
     engine.on_step = on_step
     spec = JobSpec(prompt="the cat sat " * 60, model=str(slow_model), max_tokens=5)
-    ticket = engine.submit(spec, signal)
+    ticket = submit(engine, spec, signal)
     progress: list[tuple[str, int, int]] = []
     with pytest.raises(Cancelled, match="cancelled"):
         ticket.wait(lambda phase, done, total, **_: progress.append((phase, done, total)))
@@ -277,7 +286,7 @@ def test_stop_strings_max_tokens_and_context_end_per_job(
         base.model_copy(update={"max_tokens": 5000}),
     ]
     engine = engines(slots=3, options=options)
-    stopped, short, to_the_end = (play(engine.submit(spec, stop())) for spec in jobs)
+    stopped, short, to_the_end = (play(submit(engine, spec, stop())) for spec in jobs)
     assert stopped.finish_reason == "stop"
     assert stopped.text == full[: full.index(stop_word)]
     assert (short.finish_reason, short.completion_tokens) == ("length", 7)
@@ -289,8 +298,8 @@ def test_prompt_longer_than_a_slot_fails_alone(
     engines: Callable[..., BatchEngine], tiny_model: Path
 ) -> None:
     engine = engines(slots=2, options=LoadOptions(n_ctx=256, n_batch=64))
-    good = engine.submit(JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=20), stop())
-    bad = engine.submit(JobSpec(prompt="the cat " * 200, model=str(tiny_model)), stop())
+    good = submit(engine, JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=20), stop())
+    bad = submit(engine, JobSpec(prompt="the cat " * 200, model=str(tiny_model)), stop())
     with pytest.raises(EngineError, match=r"the prompt is \d+ tokens; the context window is 256"):
         play(bad)
     assert play(good).completion_tokens == 20
@@ -300,7 +309,9 @@ def test_job_for_another_model_waits_for_the_batch_to_drain(
     engines: Callable[..., BatchEngine], tiny_model: Path, stories_model: Path
 ) -> None:
     engine = engines(slots=2)
-    running = engine.submit(JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=40), stop())
+    running = submit(
+        engine, JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=40), stop()
+    )
     later: list[Ticket] = []
     steps: list[StepInfo] = []
 
@@ -309,7 +320,7 @@ def test_job_for_another_model_waits_for_the_batch_to_drain(
         if step.generated and not later:
             other = JobSpec(prompt="Once upon a time", model=str(stories_model), max_tokens=10)
             same = JobSpec(prompt="the dog", model=str(tiny_model), max_tokens=10)
-            later.extend([engine.submit(other, stop()), engine.submit(same, stop())])
+            later.extend([submit(engine, other, stop()), submit(engine, same, stop())])
 
     engine.on_step = on_step
     play(running)
@@ -327,14 +338,16 @@ def test_priority_decides_who_enters_first(
     engines: Callable[..., BatchEngine], tiny_model: Path
 ) -> None:
     engine = engines(slots=1)
-    blocker = engine.submit(JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=20), stop())
+    blocker = submit(
+        engine, JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=20), stop()
+    )
     waiting: list[Ticket] = []
 
     def on_step(step: StepInfo) -> None:
         if step.generated and not waiting:
             for priority in (Priority.low, Priority.normal, Priority.high):
                 spec = JobSpec(prompt="a", model=str(tiny_model), max_tokens=2, priority=priority)
-                waiting.append(engine.submit(spec, stop()))
+                waiting.append(submit(engine, spec, stop()))
 
     engine.on_step = on_step
     play(blocker)
@@ -357,8 +370,8 @@ def test_ensure_model_loads_only_when_needed(
 
 def test_close_fails_the_running_job(engines: Callable[..., BatchEngine], tiny_model: Path) -> None:
     engine = engines(slots=2)
-    ticket = engine.submit(
-        JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=5000), stop()
+    ticket = submit(
+        engine, JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=5000), stop()
     )
     closer = threading.Thread(target=engine.close)
     engine.on_step = lambda step: closer.start() if step.step == 3 else None
@@ -367,7 +380,7 @@ def test_close_fails_the_running_job(engines: Callable[..., BatchEngine], tiny_m
     closer.join(30)
     assert not closer.is_alive()
     with pytest.raises(EngineError, match="closed"):
-        engine.submit(JobSpec(prompt="a", model=str(tiny_model)), stop())
+        submit(engine, JobSpec(prompt="a", model=str(tiny_model)), stop())
 
 
 def test_context_applies_chat_template_and_reports_gpu(chat_model: Path) -> None:
@@ -385,23 +398,37 @@ def test_context_applies_chat_template_and_reports_gpu(chat_model: Path) -> None
         ctx.close()
 
 
-def test_text_reaches_the_caller_coalesced_at_most_once_per_interval(tiny_model: Path) -> None:
-    """The first token's text at once, the rest gathered until the interval or the end."""
-    [spec] = specs(tiny_model, 1, max_tokens=64)
-    paced = BatchEngine(OPTIONS, 1, text_interval=60.0)  # the job ends long before 60 s
-    calls: list[tuple[str, int, float, float]] = []
+def test_text_goes_to_on_text_on_the_loop_thread_token_by_token(
+    engines: Callable[..., BatchEngine], tiny_model: Path
+) -> None:
+    """No thread wakes up per token: the loop thread hands each token's text and counts to
+    on_text itself. True from on_text cancels the job; an error there fails only that job,
+    with the error, and the batch goes on."""
+    engine = engines(slots=2)
+    seen: list[tuple[str, int]] = []
 
-    def on_text(text: str, *, done: int, at: float, **_: Any) -> bool:
-        calls.append((text, done, at, time.time()))
+    def record(text: str, *, done: int, **_: Any) -> bool:
+        seen.append((threading.current_thread().name, done))
         return False
 
-    try:
-        result: GenerationResult = paced.submit(spec, stop()).wait(None, on_text)
-    finally:
-        paced.close()
-    assert [done for _, done, _, _ in calls] == [1, 64]
-    assert all(produced <= delivered for _, _, produced, delivered in calls)
-    assert "".join(text for text, *_ in calls) == result.text == alone(spec).text
+    def cancel_at_5(text: str, *, done: int, **_: Any) -> bool:
+        return done >= 5
+
+    def broken(text: str, *, done: int, **_: Any) -> bool:
+        raise OSError("the reader went away")
+
+    long = JobSpec(prompt="the cat", model=str(tiny_model), max_tokens=40, seed=1)
+    recorded = engine.submit(long, stop(), record)
+    cancelled = engine.submit(long, stop(), cancel_at_5)
+    result: GenerationResult = recorded.wait()
+    with pytest.raises(Cancelled):
+        cancelled.wait()
+    failing = engine.submit(long, stop(), broken)
+    with pytest.raises(OSError, match="went away"):
+        failing.wait()
+    assert play(submit(engine, long)).text == result.text  # the engine goes on as before
+    assert {name for name, _ in seen} == {"batch-engine"}
+    assert [done for _, done in seen] == list(range(1, result.completion_tokens + 1))
 
 
 def test_stats_count_the_steps_tokens_and_prompts(
@@ -410,7 +437,7 @@ def test_stats_count_the_steps_tokens_and_prompts(
     engine = engines(4)
     jobs = specs(tiny_model, 4, max_tokens=20)
     before = engine.stats.as_dict()
-    tickets = [engine.submit(spec, stop()) for spec in jobs]
+    tickets = [submit(engine, spec, stop()) for spec in jobs]
     results = [play(ticket) for ticket in tickets]
     window = engine.stats.since(before)
     # Each job's first token comes from its prompt; the other 19 from generation steps.
@@ -437,7 +464,7 @@ def test_backend_sampling_writes_what_the_cpu_chain_writes(
     def texts(backend_sampling: bool) -> list[str]:
         engine = BatchEngine(OPTIONS, 3, backend_sampling=backend_sampling)
         try:
-            tickets = [engine.submit(spec, stop()) for spec in jobs]
+            tickets = [submit(engine, spec, stop()) for spec in jobs]
             return [play(ticket).text for ticket in tickets]
         finally:
             engine.close()
@@ -462,11 +489,11 @@ def test_cancel_while_the_model_loads_stops_the_load(
         signal.event.set()  # the user cancels while the model is loading
 
     engine.on_load = on_load
-    ticket = engine.submit(JobSpec(prompt="the cat", model=str(slow_model)), signal)
+    ticket = submit(engine, JobSpec(prompt="the cat", model=str(slow_model)), signal)
     with pytest.raises(Cancelled, match="cancelled"):
         ticket.wait()
     assert progress and progress[-1] < 1.0
     assert engine.model_path is None  # nothing stays loaded
     engine.on_load = None
-    assert play(engine.submit(JobSpec(prompt="the cat", model=str(slow_model), max_tokens=3),
+    assert play(submit(engine, JobSpec(prompt="the cat", model=str(slow_model), max_tokens=3),
                               stop())).completion_tokens == 3  # fmt: skip

@@ -43,7 +43,7 @@ def settings(queue: Queue) -> Settings:
 def engine(settings: Settings) -> Iterator[BatchEngine]:
     """The engine as a one-slot worker builds it (worker/runtime/process.py)."""
     options = JobRunner.load_options_for(settings)
-    made = BatchEngine(options, 1, text_interval=settings.stream_flush_ms / 1000)
+    made = BatchEngine(options, 1)
     yield made
     made.close()
 

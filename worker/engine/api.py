@@ -73,8 +73,9 @@ class GenerationResult:
     finish_reason: str  # "stop" (end token or stop string), "length", "context"
 
 
-# Callbacks: progress(phase, done, total, tps, eta) and text(chunk, done, total, tps, eta, at),
-# where `at` (optional) is the wall time the chunk's first token was produced.
+# Callbacks: progress(phase, done, total, **extra), on the thread that called generate(),
+# and text(chunk, *, done, total, tps) -> cancel?, for each token, on the engine's own
+# thread: it must only record the text (a worker's publisher writes it out in batches).
 ProgressFn = Callable[..., None]
 TextFn = Callable[..., bool]
 
@@ -83,7 +84,6 @@ class JobEngine(Protocol):
     """What JobRunner needs: `BatchEngine` offers it."""
 
     gpu: GpuStatus
-    text_interval: float  # a job's text reaches on_text at most this often (0: every token)
 
     @property
     def model_path(self) -> Path | None: ...

@@ -4,9 +4,10 @@ One thread owns the model and runs the decode loop. Each step is one llama_decod
 next token of every generating job, then the prompts still being read, in the chunks they
 would have alone, up to N_BATCH tokens: a long prompt holds the others up by one chunk per
 step, never by the whole prompt. Jobs join between steps and leave as soon as they finish,
-are cancelled or time out; leaving drops only their own KV cells. The callbacks of a job
-run on the thread that submitted it, never on the loop thread, so a slow reader (or a
-Redis round trip) does not slow the batch down.
+are cancelled or time out; leaving drops only their own KV cells. A job's progress
+callbacks run on the thread that submitted it, never on the loop thread, so a slow reader
+(or a Redis round trip) does not slow the batch down; its text goes from the loop thread
+to a callback that only records it (the worker's publisher writes it out in batches).
 """
 
 from __future__ import annotations
@@ -58,14 +59,12 @@ class BatchEngine:
         options: LoadOptions,
         slots: int = 1,
         sampling_threads: int | None = None,
-        text_interval: float = 0.0,
         backend_sampling: bool = False,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.options = options
         self.slots = slots
-        self.text_interval = text_interval  # a job's text reaches on_text at most this often
         # Sample inside llama.cpp's decode graph: on a GPU the logits never leave it, and the
         # loop thread does not walk each job's whole vocabulary every step.
         self.backend_sampling = backend_sampling
@@ -115,13 +114,14 @@ class BatchEngine:
         self, spec: JobSpec, stop: StopSignal, on_progress: ProgressFn, on_text: TextFn
     ) -> GenerationResult:
         """Run one job to its end. Raises Cancelled (partial text already sent) or EngineError."""
-        result: GenerationResult = self.submit(spec, stop).wait(on_progress, on_text)
+        result: GenerationResult = self.submit(spec, stop, on_text).wait(on_progress)
         return result
 
-    def submit(self, spec: JobSpec, stop: StopSignal) -> Ticket:
-        """Queue a job and return at once; the caller must then `wait()` on the ticket."""
+    def submit(self, spec: JobSpec, stop: StopSignal, on_text: TextFn | None = None) -> Ticket:
+        """Queue a job and return at once; the caller must then `wait()` on the ticket.
+        `on_text` gets each token's text on the loop thread: it must return at once."""
         path = check_model_file(spec.model)
-        ticket = Ticket(spec, path, self.options, stop, self.text_interval)
+        ticket = Ticket(spec, path, self.options, stop, on_text)
         self._enqueue(ticket)
         return ticket
 
@@ -437,8 +437,7 @@ class BatchEngine:
         tps = seq.tps = seq.done / elapsed if elapsed > 0 else None
         if text:
             seq.pieces.append(text)
-        eta = (seq.max_tokens - seq.done) / tps if tps else None
-        seq.ticket.post_text(text, seq.done, seq.max_tokens, tps, eta)
+        seq.ticket.post_text(text, seq.done, seq.max_tokens, tps)
         if seq.assembler.stopped:
             self._end(seq, None, "stop")
         elif seq.done >= seq.max_tokens:
@@ -463,6 +462,6 @@ class BatchEngine:
         tail = seq.assembler.finish()
         if tail:
             seq.pieces.append(tail)
-            ticket.post_text(tail, seq.done, seq.max_tokens, seq.tps, 0.0)
+            ticket.post_text(tail, seq.done, seq.max_tokens, seq.tps)
         result = GenerationResult("".join(seq.pieces), len(seq.tokens), seq.done, seq.tps, finish)
         ticket.post(DONE, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -64,6 +65,34 @@ def _float(value: bytes | str | None) -> float | None:
 def _int(value: bytes | str | None) -> int:
     text = _s(value)
     return int(float(text)) if text else 0
+
+
+@dataclass(frozen=True)
+class PublishWrite:
+    """One `Ledger.publish` of a running attempt, as its arguments (see there)."""
+
+    job_id: str
+    attempt: int
+    offset: int = 0
+    text: bytes = b""
+    job_event: str = ""
+    completion_tokens: int | None = None
+    tokens_per_second: float | None = None
+    global_event: str = ""
+
+    def args(self) -> list[Any]:
+        done = "" if self.completion_tokens is None else str(self.completion_tokens)
+        tps = "" if self.tokens_per_second is None else f"{self.tokens_per_second:.3f}"
+        return [self.job_id, self.attempt, self.offset, self.text, self.job_event, done, tps,
+                self.global_event]  # fmt: skip
+
+    def outcome(self, result: Any) -> bool | Exception:
+        """The script's reply: True when a cancel was asked, False, or the exception."""
+        if isinstance(result, Exception):
+            return result
+        if _s(result) == "stale":
+            return AttemptSuperseded(self.job_id, self.attempt)
+        return _s(result) == "cancel"
 
 
 class Ledger:
@@ -140,14 +169,22 @@ class Ledger:
         the global stream (each optional), in one atomic step. True when a cancel was asked;
         AttemptSuperseded (and nothing written) when the attempt is no longer the current one.
         """
-        done = "" if completion_tokens is None else str(completion_tokens)
-        tps = "" if tokens_per_second is None else f"{tokens_per_second:.3f}"
-        result = self._scripts["publish"](
-            args=[job_id, attempt, offset, text, job_event, done, tps, global_event]
-        )
-        if _s(result) == "stale":
-            raise AttemptSuperseded(job_id, attempt)
-        return _s(result) == "cancel"
+        write = PublishWrite(job_id, attempt, offset, text, job_event, completion_tokens,
+                             tokens_per_second, global_event)  # fmt: skip
+        outcome = write.outcome(self._scripts["publish"](args=write.args()))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def publish_many(self, writes: Sequence[PublishWrite]) -> list[bool | Exception]:
+        """Several `publish` calls (of different attempts) in one round trip, each its own
+        atomic step: per write, whether a cancel was asked, or the exception it raised
+        (AttemptSuperseded, a script error). A lost connection raises for all of them."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for write in writes:
+                self._scripts["publish"](args=write.args(), client=pipe)
+            results = pipe.execute(raise_on_error=False)
+        return [write.outcome(result) for write, result in zip(writes, results, strict=True)]
 
     def finish(
         self,

@@ -42,7 +42,6 @@ class WorkerRuntime:
         self.engine = BatchEngine(
             JobRunner.load_options_for(settings),
             self.slots,
-            text_interval=settings.stream_flush_ms / 1000,  # each job's text, once per flush
             backend_sampling=settings.backend_sampling,
         )
         reaper = Reaper(
@@ -110,6 +109,7 @@ class WorkerRuntime:
     def on_shutdown(self, **_: Any) -> None:
         self.services.stop()
         self.engine.close()
+        self.runner.close()
 
     def main(self, loglevel: str = "INFO") -> None:
         signals.worker_ready.connect(self.on_ready, weak=False)

@@ -16,7 +16,7 @@ from worker.jobs.spec import JobSpec
 from worker.queue import keys
 from worker.queue.connection import is_queue_outage
 from worker.queue.ledger import AttemptSuperseded, Ledger
-from worker.queue.publisher import StreamPublisher
+from worker.queue.publisher import StreamPublisher, WorkerPublisher
 from worker.runtime.cancels import CancelRegistry
 from worker.settings import Settings
 
@@ -39,6 +39,12 @@ class JobRunner:
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.client)
+        # One writer for the text of all of this worker's running jobs (see WorkerPublisher).
+        self.publisher = WorkerPublisher(self.ledger, self.settings.stream_flush_ms / 1000)
+
+    def close(self) -> None:
+        """Stop the publisher's thread (once no job runs)."""
+        self.publisher.stop()
 
     @staticmethod
     def load_options_for(settings: Settings) -> LoadOptions:
@@ -96,9 +102,17 @@ class JobRunner:
         stop = _ShutdownAwareStop(
             event, time.monotonic() + timeout, f"timed out after {timeout:g} s", self.shutting_down
         )
-        # An engine that paces its text already gets it here once per interval.
-        flush_s = 0.0 if self.engine.text_interval else self.settings.stream_flush_ms / 1000
-        publisher = StreamPublisher(self.ledger, job_id, attempt, flush_s=flush_s)
+        stream = self.publisher.open(job_id, attempt, event)
+        try:
+            return self._generate(job_id, attempt, spec, stop, stream)
+        finally:
+            self.publisher.discard(stream)  # closed already, unless something unforeseen
+
+    def _generate(
+        self, job_id: str, attempt: int, spec: JobSpec, stop: _ShutdownAwareStop,
+        stream: StreamPublisher,
+    ) -> tuple[str, int | None]:  # fmt: skip
+        event, timeout = stop.event, spec.timeout or self.settings.job_timeout
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
         warm = self.engine.model_path  # the model loaded before: none or another means a load
@@ -109,44 +123,46 @@ class JobRunner:
                 if phase == "prompt" and done == 0 and self.engine.model_path != warm:
                     # Just loaded: its weights page in while the first chunk is read, which
                     # on a slow disk or a small machine takes long. Still loading, as shown.
-                    publisher.progress("loading", done=0, total=1, model=spec.model)
+                    stream.progress("loading", done=0, total=1, model=spec.model)
                     return
                 marked_running = True
                 stats["prompt_tokens"] = total
                 self.ledger.mark_running(job_id, attempt, total)
-            publisher.progress(phase, done=done, total=total, **extra)
+            stream.progress(phase, done=done, total=total, **extra)
+            if marked_running and stream.held:
+                self.publisher.release(stream)  # its text may go out now, after 'running'
 
-        def on_text(
-            text: str, *, done: int, total: int, tps: float | None, eta: float | None,
-            at: float | None = None,
-        ) -> bool:  # fmt: skip
+        def on_text(text: str, *, done: int, total: int, tps: float | None) -> bool:
+            """On the engine's thread, for each token: record it, write nothing."""
             stats["completion_tokens"], stats["tps"] = done, tps
-            return publisher.add(text, at=at, done=done, total=total, tps=tps, eta=eta)
+            return stream.add(text, done=done, total=total, tps=tps)
 
         try:
-            publisher.progress("loading", done=0, total=1, model=spec.model)
+            stream.progress("loading", done=0, total=1, model=spec.model)
             # generate() loads the model when needed under the job's stop signal: a cancel or
             # the time limit stops a long load too (a separate ensure_model() would not).
             result = self.engine.generate(spec, stop, on_progress, on_text)
         except Cancelled as exc:
-            publisher.flush()
+            self.publisher.close(stream)  # raises what stopped it, if its writes did
             return self._end_stopped(job_id, attempt, exc.reason, timeout, stats)
         except (EngineError, ValueError) as exc:
-            publisher.flush()
+            self.publisher.close(stream)
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
             return "failed", None
         except AttemptSuperseded:
             event.set()  # an engine running jobs on its own thread drops this one
+            self.publisher.discard(stream)
             raise
         except Exception as exc:
             if is_queue_outage(exc):
                 event.set()  # an engine running jobs on its own thread drops this one
+                self.publisher.discard(stream)
                 raise  # not the job's fault: run() hands it back once the server is back
             log.exception("job %s failed unexpectedly", job_id)
-            publisher.flush()
+            self.publisher.close(stream)
             self._finish(job_id, attempt, JobState.failed, f"internal error: {exc!r}", stats)
             return "failed", None
-        publisher.flush()
+        self.publisher.close(stream)
         stats["prompt_tokens"], stats["completion_tokens"] = (
             result.prompt_tokens,
             result.completion_tokens,
