@@ -1,4 +1,4 @@
-"""Engine fixtures: a tiny model with Gemma 4's real 262k-token tokenizer and chat template."""
+"""Engine fixtures: tiny models with real large tokenizers (Gemma 4's 262k, Llama 3's 128k)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,16 @@ def gemma4_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         llama_cpp.llama_model_free(vocab)
     path = tmp_path_factory.mktemp("gemma4") / "gemma4-tiny.gguf"
     return write_vocab_model(GEMMA4_VOCAB, path, favour=ids)
+
+
+@pytest.fixture(scope="session")
+def llama3_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model with Llama 3's 128k-token tokenizer, all of whose logits vary."""
+    vocab = SHARED_VOCAB / "ggml-vocab-llama-bpe.gguf"
+    if not vocab.is_file():
+        pytest.skip(f"{vocab} is not available")
+    path = tmp_path_factory.mktemp("llama3") / "llama3-tiny.gguf"
+    return write_vocab_model(vocab, path, random_output=True)
 
 
 def vocab_only(path: Path) -> int:

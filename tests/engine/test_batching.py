@@ -117,14 +117,45 @@ def raw_generate(model: Path, spec: JobSpec) -> str:
         {"temperature": 0.9, "repeat_penalty": 0.0},
     ],
 )
-@pytest.mark.parametrize("penalty", ["llama.cpp", "python"])
+@pytest.mark.parametrize("penalty", ["llama.cpp", "python", "python, shortlist"])
 def test_one_stream_samples_as_llama_generate(
     stories_model: Path, sampling: dict[str, Any], penalty: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if penalty == "python":  # as for vocabularies larger than stories260K's 512 tokens
+    if penalty != "llama.cpp":  # as for vocabularies larger than stories260K's 512 tokens
         monkeypatch.setattr(worker.engine.sampling, "NATIVE_PENALTY_MAX_VOCAB", 0)
+    if "shortlist" in penalty:  # as for 8k tokens and more: the chain gets a shortlist
+        monkeypatch.setattr(worker.engine.sampling, "SAMPLE_POINTS", 16)
     spec = specs(stories_model, 1, max_tokens=300, seed=7, **sampling)[0]
     assert alone(spec).text == raw_generate(stories_model, spec)
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [{}, {"temperature": 0.0}, {"top_k": 1}, {"top_k": 128, "top_p": 0.99, "min_p": 0.0}],
+)
+def test_a_large_vocabulary_samples_from_a_shortlist_as_from_every_candidate(
+    llama3_model: Path, sampling: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """128k tokens: the chain is given each step's shortlist, never the whole vocabulary,
+    and picks what it picks from every candidate. (On this random model the top logits
+    are often near-ties that another thread count breaks the other way, so the reference
+    is the engine itself, not llama-cpp-python; stories260K checks that one above.)"""
+    spec = specs(llama3_model, 1, max_tokens=200, seed=3, **sampling)[0]
+    lists: list[int] = []
+    real_shortlist = worker.engine.sampling.shortlist
+
+    def counted(logits: Any, k: int, guess: float | None) -> Any:
+        found = real_shortlist(logits, k, guess)
+        assert found is not None and k <= len(found[0]) < len(logits) // 10
+        lists.append(len(found[0]))
+        return found
+
+    monkeypatch.setattr(worker.engine.sampling, "shortlist", counted)
+    shortlisted = alone(spec)
+    assert len(lists) == shortlisted.completion_tokens == 200
+    monkeypatch.setattr(worker.engine.sampling, "SAMPLE_POINTS", 10**9)  # every candidate
+    assert alone(spec).text == shortlisted.text
+    assert len(lists) == 200
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4])

@@ -61,11 +61,13 @@ def write_vocab_model(
     favour: Iterable[int] = (),
     hidden: int = 32,
     chat_template: str | None = None,
+    random_output: bool = False,
 ) -> Path:
     """A one-layer Llama with `vocab`'s tokenizer (and chat template, unless one is given).
 
     Only the tokens in `favour` have output rows, in pairs of opposite sign, so each step's
-    likeliest token is always one of them (all other logits are 0).
+    likeliest token is always one of them (all other logits are 0). `random_output`: every
+    token has a random row instead, so each step's logits differ all over the vocabulary.
     """
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("promptspool-vocab-tiny")
@@ -99,7 +101,7 @@ def write_vocab_model(
     writer.add_tensor("blk.0.ffn_up.weight", mat(hidden * 2, hidden))
     writer.add_tensor("blk.0.ffn_down.weight", mat(hidden, hidden * 2))
     writer.add_tensor("output_norm.weight", ones)
-    output = np.zeros((n_vocab, hidden), dtype=np.float16)
+    output = mat(n_vocab, hidden) * 4 if random_output else np.zeros((n_vocab, hidden), np.float16)
     chosen = list(favour)
     for i, token in enumerate(chosen):
         row = rng.standard_normal(hidden) * 4.0

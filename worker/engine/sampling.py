@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from worker.jobs.spec import JobSpec
 
@@ -18,6 +19,13 @@ PENALTY_LAST_N = 64
 # Above this vocabulary size the penalty is cheaper in Python (<= 64 logits) than in
 # llama.cpp's sampler (a hash lookup for every candidate: ~3.5 ns each here).
 NATIVE_PENALTY_MAX_VOCAB = 4096
+# The largest top-k that the chain is given a shortlist of candidates for (llama.cpp sorts
+# more than 128 another way; such jobs get every candidate, as before).
+SHORTLIST_MAX_K = 128
+SAMPLE_POINTS = 1024  # logits looked at to guess a shortlist's threshold
+LONGEST_SHORTLIST = 2048  # a job's last threshold is used again while it lets in k to this
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
+assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
 
 def _holding_gil(name: str, argtypes: list[Any], restype: Any) -> Any:
@@ -42,6 +50,36 @@ _sample_holding_gil = _holding_gil(
 _logits_holding_gil = _holding_gil(
     "llama_get_logits_ith", [ctypes.c_void_p, ctypes.c_int32], ctypes.POINTER(ctypes.c_float)
 )
+_CANDIDATES_P = ctypes.POINTER(llama_cpp.llama_token_data_array)
+_apply_holding_gil = _holding_gil("llama_sampler_apply", [ctypes.c_void_p, _CANDIDATES_P], None)
+_accept_holding_gil = _holding_gil("llama_sampler_accept", [ctypes.c_void_p, ctypes.c_int32], None)
+
+
+def shortlist(
+    logits: np.ndarray, k: int, guess: float | None = None
+) -> tuple[np.ndarray, float] | None:
+    """Ascending ids of every logit at least as large as the k-th largest (so the k largest
+    and all their ties), and usually a few hundred more, with the threshold that picked
+    them: one vectorised pass over the logits. The threshold is `guess` (the job's last
+    one) if it lets in k to LONGEST_SHORTLIST, else one estimated from SAMPLE_POINTS of
+    the logits, else the exact k-th largest. None when there is no such list (NaN logits).
+    """
+    if guess is not None:
+        picked = np.flatnonzero(logits >= guess)
+        if k <= len(picked) <= LONGEST_SHORTLIST:
+            return picked, guess
+    n = len(logits)
+    stride = n // SAMPLE_POINTS
+    if stride > 1:
+        sample = logits[::stride]
+        rank = min(len(sample), -(-4 * k // stride) + 1)  # ~4k logits expected above it
+        threshold = float(np.partition(sample, len(sample) - rank)[len(sample) - rank])
+        picked = np.flatnonzero(logits >= threshold)
+        if len(picked) >= k:
+            return picked, threshold
+    threshold = float(np.partition(logits, n - k)[n - k])
+    picked = np.flatnonzero(logits >= threshold)
+    return (picked, threshold) if len(picked) >= k else None
 
 
 def job_seed(spec: JobSpec) -> int:
@@ -90,6 +128,13 @@ class SamplerChain:
             native_penalty = True
         elif native_penalty is None:
             native_penalty = n_vocab <= NATIVE_PENALTY_MAX_VOCAB
+        self.shortlist_k = 0  # > 0: the chain gets this job's shortlist, not every candidate
+        self._threshold: float | None = None  # the last shortlist's
+        if not native_penalty and n_vocab > 2 * SAMPLE_POINTS:
+            if spec.temperature == 0.0:
+                self.shortlist_k = 1  # greedy: the largest logit (the first, on a tie)
+            elif 0 < spec.top_k <= SHORTLIST_MAX_K:
+                self.shortlist_k = spec.top_k
         if native_penalty:
             self._penalty = 1.0  # the chain's own sampler does it
             penalties = llama_cpp.llama_sampler_init_penalties(
@@ -122,12 +167,48 @@ class SamplerChain:
         `release_gil` (for sampling on several threads at once).
         """
         sample = llama_cpp.llama_sampler_sample if release_gil else _sample_holding_gil
-        if self._penalty == 1.0:
+        if self._penalty == 1.0 and not self.shortlist_k:
             return int(sample(self._chain, ctx, index))
+        logits = _logits_holding_gil(ctx, index)
         if self._counts:
-            self._penalize(_logits_holding_gil(ctx, index))
-        token = int(sample(self._chain, ctx, index))
-        self._remember(token)
+            self._penalize(logits)
+        token = self._sample_shortlist(logits, release_gil) if self.shortlist_k else None
+        if token is None:
+            token = int(sample(self._chain, ctx, index))
+        if self._penalty != 1.0:
+            self._remember(token)
+        return token
+
+    def _sample_shortlist(self, logits: Any, release_gil: bool) -> int | None:
+        """llama_sampler_sample on the job's shortlist instead of every candidate.
+
+        The chain starts with top-k (or is greedy), so the k largest logits are all it ever
+        keeps: given them and a few more, with ids in vocabulary order as llama.cpp lists
+        them, it picks the same token, without filling and sorting a list of the whole
+        vocabulary (~0.7 ms a token for 262k tokens). None: no shortlist, use every one.
+        """
+        view = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        found = shortlist(view, self.shortlist_k, self._threshold)
+        if found is None:
+            return None
+        ids, self._threshold = found
+        candidates = np.empty(len(ids), _TOKEN_DATA)
+        candidates["id"] = ids
+        candidates["logit"] = view[ids]
+        candidates["p"] = 0.0
+        data = candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+        array = llama_cpp.llama_token_data_array(data, len(ids), -1, False)
+        if release_gil:
+            llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(array))
+        else:
+            _apply_holding_gil(self._chain, ctypes.byref(array))
+        if not 0 <= array.selected < array.size:
+            raise RuntimeError(f"the sampler chain selected {array.selected} of {array.size}")
+        token = int(array.data[array.selected].id)
+        if release_gil:
+            llama_cpp.llama_sampler_accept(self._chain, token)
+        else:
+            _accept_holding_gil(self._chain, token)
         return token
 
     def _penalize(self, logits: Any) -> None:
