@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from worker.cli.common import EXIT_FAILED, EXIT_OK, add_command, open_client
 from worker.cli.terminal import one_line, say
-from worker.jobs.batchfile import BatchFile
 from worker.settings import Settings
 
 if TYPE_CHECKING:
+    from worker.jobs.batchfile import BatchFile
     from worker.queue.batches.book import BatchBook
     from worker.queue.batches.record import Batch
 

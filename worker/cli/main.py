@@ -1,4 +1,8 @@
-"""The `promptspool` command line: the parser, the dispatch and the one-line error reports."""
+"""The `promptspool` command line: the parser, the dispatch and the one-line error reports.
+
+Building the parser imports no command's work: each handler imports what it needs when it
+runs, so `list`, `show` and `submit` start without Celery, kombu, numpy or the HTTP API.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,6 @@ from worker import __version__
 from worker.cli import api, batches, hosting, jobs, queue, submit
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
 from worker.cli.terminal import one_line, say
-from worker.jobs.validation import describe_validation_error
-from worker.queue.connection import QueueUnavailable
-from worker.queue.ledger import JobStateError, UnknownJobError
 from worker.settings import Settings, SettingsFileError, load_settings
 
 PRIVATE_UMASK = 0o077
@@ -63,6 +64,8 @@ def main(
     try:
         settings = load_settings()
     except ValidationError as exc:
+        from worker.jobs.validation import describe_validation_error
+
         say(f"promptspool: bad setting: {one_line(describe_validation_error(exc))}")
         return EXIT_FAILED
     except SettingsFileError as exc:
@@ -85,16 +88,10 @@ def main(
     except CliError as exc:
         say(f"promptspool: {one_line(exc)}")
         return exc.code
-    except QueueUnavailable as exc:
-        say(f"promptspool: {one_line(exc)}")
-        return EXIT_NO_QUEUE
-    except (UnknownJobError, JobStateError) as exc:
-        say(f"promptspool: {one_line(exc)}")
-        return EXIT_FAILED
     except BrokenPipeError:
         return _closed_pipe()
     except Exception as exc:
-        return _queue_failure(exc, settings)
+        return _failure(exc, settings)
     except KeyboardInterrupt:
         return 130
 
@@ -106,10 +103,24 @@ def _closed_pipe() -> int:
     return EXIT_OK
 
 
-def _queue_failure(exc: Exception, settings: Settings) -> int:
-    """One line for a server that broke off or refused a write mid-command; else re-raise."""
-    from worker.queue.connection import NOT_RUNNING_HINT, disk_full_hint, is_queue_outage
+def _failure(exc: Exception, settings: Settings) -> int:
+    """One line for no queue, an unknown job, a job in the wrong state, or a server that broke
+    off or refused a write mid-command; else re-raise. (The queue's modules are imported here,
+    once something failed: a command that needs no queue does not load them.)"""
+    from worker.queue.connection import (
+        NOT_RUNNING_HINT,
+        QueueUnavailable,
+        disk_full_hint,
+        is_queue_outage,
+    )
+    from worker.queue.ledger import JobStateError, UnknownJobError
 
+    if isinstance(exc, QueueUnavailable):
+        say(f"promptspool: {one_line(exc)}")
+        return EXIT_NO_QUEUE
+    if isinstance(exc, UnknownJobError | JobStateError):
+        say(f"promptspool: {one_line(exc)}")
+        return EXIT_FAILED
     if not is_queue_outage(exc):
         raise exc
     if hint := disk_full_hint(exc):

@@ -9,7 +9,6 @@ from typing import Any
 
 from worker.cli.common import EXIT_OK, add_command, open_client
 from worker.cli.terminal import one_line
-from worker.engine.stats import BatchStats
 from worker.settings import Settings
 
 
@@ -43,6 +42,8 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.engine.stats import BatchStats
+
     with open_client(settings) as client:
         workers = client.workers()
     if args.json:

@@ -20,9 +20,7 @@ from worker.cli.common import (
     say_refused,
 )
 from worker.cli.terminal import one_line, say
-from worker.jobs.intake import plan
 from worker.jobs.job import JobState
-from worker.jobs.promptfiles import split_batch_files
 from worker.jobs.promptformat import check_prompt_format
 from worker.jobs.spec import JobSpec, Priority
 from worker.jobs.validation import describe_validation_error
@@ -82,6 +80,8 @@ def job_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.jobs.promptfiles import split_batch_files
+
     if not args.paths and not args.prompt:
         raise CliError("nothing to submit: give FILE|DIR arguments or --prompt TEXT", EXIT_FAILED)
     batch_files, paths = split_batch_files(args.paths)
@@ -98,6 +98,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _submit_jobs(args: argparse.Namespace, settings: Settings, paths: list[Path]) -> int:
+    from worker.jobs.intake import plan
+
     defaults = job_defaults(args, settings)
     specs: list[JobSpec] = []
     for text in args.prompt:

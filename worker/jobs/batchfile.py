@@ -10,7 +10,6 @@ from typing import Any
 
 from worker.files import NotRegularFile, open_regular
 from worker.jobs.job import JobOrigin
-from worker.jobs.openai_shape import ENDPOINTS, RequestRefused, spec_from_request
 from worker.jobs.spec import JobSpec
 
 MAX_REQUESTS = 50_000  # as OpenAI: a batch holds at most this many requests
@@ -137,6 +136,10 @@ def _read_line(
     defaults: Mapping[str, Any],
     resolve_model: Callable[[str], Path],
 ) -> BatchRequest:
+    # The request shapes (pydantic models) are built on first use: a command that only asks
+    # whether a file is a batch (`submit`) does not build them.
+    from worker.jobs.openai_shape import ENDPOINTS, RequestRefused, spec_from_request
+
     def refuse(param: str | None, message: str, code: str = "invalid_value") -> _LineRefused:
         return _LineRefused(LineError(number, param, message, code))
 

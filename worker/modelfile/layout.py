@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from worker.files import open_regular
+from worker.modelfile.quants import block_of
 from worker.modelfile.reader import GgufArray, GgufError, HeaderReader, MetaValue
 
 __all__ = ["GgufError", "GgufLayout", "TensorEntry", "clear_cache", "scan_gguf"]
@@ -128,8 +129,6 @@ def _alignment(alignment: int) -> int:
 
 def _tensor_entry(reader: HeaderReader) -> TensorEntry:
     """The next row of the tensor table; GgufError if its shape cannot be right."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
     name = reader.string()
     n_dims = reader.u32()
     if not 0 < n_dims <= _MAX_DIMS:
@@ -139,10 +138,9 @@ def _tensor_entry(reader: HeaderReader) -> TensorEntry:
         elements *= reader.u64()
     kind = reader.u32()
     offset = reader.u64()
-    try:
-        block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
-    except (ValueError, KeyError):
+    if (shape := block_of(kind)) is None:
         return TensorEntry(offset, 0, elements, kind)  # newer than the gguf package
+    block, block_bytes = shape
     if elements % block:
         raise GgufError(f"corrupt GGUF header: tensor {name!r} has a partial block")
     return TensorEntry(offset, elements // block * block_bytes, elements, kind)

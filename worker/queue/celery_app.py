@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from worker.jobs.spec import Priority
+
+if TYPE_CHECKING:  # imported where an app is made: reading the queue needs no Celery
+    from celery import Celery
 
 TASK_NAME = "promptspool.run_job"
 QUEUE_NAME = "promptspool"
@@ -22,6 +23,8 @@ PRIORITY_STEPS = sorted({v - d for v in PRIORITY_VALUES.values() for d in (0, RE
 
 def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
     """A Celery app for the queue at `broker_url` (results live in the ledger, not Celery)."""
+    from celery import Celery
+
     app = Celery("promptspool", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",

@@ -7,9 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec
@@ -22,6 +20,9 @@ from worker.queue.heartbeats import read_beats
 from worker.queue.ledger import Ledger
 from worker.queue.replies import as_text, last_stream_id
 from worker.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # made on first use (see `app`): reads and cancels need no Celery
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import redis
 import redis.asyncio
-from kombu.exceptions import OperationalError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -97,8 +97,13 @@ def is_queue_outage(exc: BaseException) -> bool:
     """
     if isinstance(exc, redis.AuthenticationError | redis.exceptions.AuthorizationError):
         return False
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError):
-        return True  # OperationalError: kombu's wrapper for a broken broker connection
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return True
+    # kombu's wrapper for a broken broker connection. Looked up, not imported: only a process
+    # that loaded kombu can raise it, and the command line must not load kombu for this.
+    kombu_errors = sys.modules.get("kombu.exceptions")
+    if kombu_errors is not None and isinstance(exc, kombu_errors.OperationalError):
+        return True
     if isinstance(exc, redis.ResponseError):
         text = str(exc).lstrip("-")
         return text.startswith(_OUTAGE_REPLIES) or "MISCONF" in text
