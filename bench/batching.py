@@ -77,7 +77,7 @@ def single_stream(
     n_ctx = 2048
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     options = LoadOptions(n_ctx=n_ctx, n_batch=512)
-    flash = options.flash_attn if options.flash_attn is not None else gpu  # ours on a GPU: auto
+    flash = options.flash_attn if options.flash_attn is not None else True  # auto: on
     specs = [
         JobSpec(prompt=PROMPT, model=str(model), max_tokens=max_tokens, seed=s)
         for s in range(1, seeds + 1)

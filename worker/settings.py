@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     )
     flash_attn: bool | None = Field(
         default=None,
-        description="Flash attention (default: llama.cpp decides on a GPU; off on the CPU).",
+        description="Flash attention (default: llama.cpp decides; on wherever it can run).",
     )
     backend_sampling: bool = Field(
         default=False,

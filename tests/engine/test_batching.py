@@ -14,6 +14,7 @@ import worker.engine.sampling
 from worker.engine.api import Cancelled, EngineError, GenerationResult, LoadOptions, StopSignal
 from worker.engine.batch_engine import BatchEngine
 from worker.engine.context import BatchContext
+from worker.engine.hardware import thread_counts
 from worker.engine.tickets import StepInfo, Ticket
 from worker.jobs.spec import JobSpec, Priority
 
@@ -88,7 +89,13 @@ def specs(model: Path, count: int, **fields: Any) -> list[JobSpec]:
 
 def raw_generate(model: Path, spec: JobSpec) -> str:
     """llama-cpp-python's own Llama.generate, the reference for one stream."""
-    llm = llama_cpp.Llama(str(model), n_ctx=512, n_batch=64, verbose=False)
+    # The engine's thread counts, and flash attention on as its default (auto) resolves
+    # here: with flash attention, how the work is split among threads shows in the sums.
+    threads, threads_batch = thread_counts(OPTIONS)
+    llm = llama_cpp.Llama(
+        str(model), n_ctx=512, n_batch=64, flash_attn=True, n_threads=threads,
+        n_threads_batch=threads_batch, verbose=False,
+    )  # fmt: skip
     try:
         assert spec.seed is not None and spec.prompt is not None
         llm.set_seed(spec.seed)

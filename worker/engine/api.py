@@ -30,7 +30,7 @@ class LoadOptions:
     n_ctx: int = 4096  # per job: a batched context holds this many tokens for each slot
     n_batch: int = 512
     n_threads: int | None = None
-    # None: llama.cpp decides when layers run on a GPU; off on the CPU, where it is ~3x slower.
+    # None: llama.cpp decides (auto: on wherever the model's layers can run it).
     flash_attn: bool | None = None
 
 
