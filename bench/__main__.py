@@ -8,7 +8,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bench import batching, http_api, latency, modelinfo, openai_api, reliability, streaming
+from bench import (
+    batching,
+    clistart,
+    http_api,
+    latency,
+    modelinfo,
+    openai_api,
+    peer,
+    reliability,
+    steady,
+    streaming,
+)
 from bench.common import emit, machine, stories_model
 
 
@@ -42,6 +53,12 @@ def main() -> None:
         "batch_upload": lambda: openai_api.batch_upload(model),
         # A model's details: the header scan vs gguf.GGUFReader, on 128k-262k vocabularies.
         "modelinfo": modelinfo.run,
+        # `promptspool list`, `submit` and `show` as whole processes, vs `python -c pass`.
+        "cli_start": lambda: clistart.run(model),
+        # PromptSpool end to end vs llama.cpp's llama-server, same build, model and prompts.
+        "peer": peer.run,
+        # One job's decode through the queue (defaults) vs raw at its best thread count.
+        "steady_decode": steady.run,
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")
