@@ -92,12 +92,13 @@ def run_promptspool(model: Path, texts: list[str]) -> dict[str, Any]:
     with temp_queue(env=queue_env(len(texts))) as q:
         [warm] = q.client.submit([specs[0].model_copy(update={"max_tokens": 4, "seed": 0})])
         q.client.wait(warm, timeout=600)
-        before = worker_batch_stats(q.client, q.client.get(warm).completion_tokens)
+        # A job's first token is sampled as its prompt ends, not in a generation step.
+        before = worker_batch_stats(q.client, q.client.get(warm).completion_tokens - 1)
         submitted = time.time()
         ids = q.client.submit(specs)
         finished = [q.client.wait(job_id, timeout=3600) for job_id in ids]
         tokens = sum(job.completion_tokens for job in finished)
-        after = worker_batch_stats(q.client, before.tokens + tokens)
+        after = worker_batch_stats(q.client, before.tokens + tokens - len(finished))
     seconds = max(job.finished_at or 0.0 for job in finished) - submitted
     window = after.since(before.as_dict())
     options = LoadOptions(n_ctx=N_CTX, n_threads=_threads())
@@ -116,8 +117,8 @@ def run_promptspool(model: Path, texts: list[str]) -> dict[str, Any]:
 
 
 def worker_batch_stats(client: JobClient, tokens: int) -> BatchStats:
-    """The worker's BatchStats from its heartbeat, once it counts at least `tokens`
-    generated tokens (a heartbeat is written every few seconds)."""
+    """The worker's BatchStats from its heartbeat, once it counts at least `tokens` tokens
+    generated in its generation steps (a heartbeat is written every few seconds)."""
     found: list[BatchStats] = []
 
     def counted() -> bool:

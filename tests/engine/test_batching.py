@@ -130,7 +130,8 @@ def test_one_stream_samples_as_llama_generate(
 ) -> None:
     if penalty != "llama.cpp":  # as for vocabularies larger than stories260K's 512 tokens
         monkeypatch.setattr(worker.engine.sampling, "NATIVE_PENALTY_MAX_VOCAB", 0)
-    if "shortlist" in penalty:  # as for 8k tokens and more: the chain gets a shortlist
+    if "shortlist" in penalty:  # as for 64k tokens and more: the chain gets a shortlist
+        monkeypatch.setattr(worker.engine.sampling, "SHORTLIST_MIN_VOCAB", 0)
         monkeypatch.setattr(worker.engine.sampling, "SAMPLE_POINTS", 16)
     spec = specs(stories_model, 1, max_tokens=300, seed=7, **sampling)[0]
     assert alone(spec).text == raw_generate(stories_model, spec)
@@ -160,7 +161,7 @@ def test_a_large_vocabulary_samples_from_a_shortlist_as_from_every_candidate(
     monkeypatch.setattr(worker.engine.sampling, "shortlist", counted)
     shortlisted = alone(spec)
     assert len(lists) == shortlisted.completion_tokens == 200
-    monkeypatch.setattr(worker.engine.sampling, "SAMPLE_POINTS", 10**9)  # every candidate
+    monkeypatch.setattr(worker.engine.sampling, "SHORTLIST_MIN_VOCAB", 10**9)  # every one
     assert alone(spec).text == shortlisted.text
     assert len(lists) == 200
 
