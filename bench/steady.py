@@ -13,12 +13,12 @@ import psutil
 
 from bench import peermodels
 from bench.common import emit, in_fresh_process
+from bench.peer import SAMPLING
 from worker.jobs.spec import JobSpec
 from worker.testing.harness import temp_queue
 
 PROMPT_TOKENS = 128
 TOKENS = 384
-SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
 
 
 def raw_decode(model: Path, prompt: str, threads: int) -> float:
@@ -32,8 +32,9 @@ def raw_decode(model: Path, prompt: str, threads: int) -> float:
         llm.set_seed(1)
         count, started = 0, 0.0
         for _ in llm.generate(
-            llm.tokenize(prompt.encode()), top_k=40, top_p=0.95, min_p=0.05, temp=0.8,
-            repeat_penalty=1.1,
+            llm.tokenize(prompt.encode()), top_k=int(SAMPLING["top_k"]), top_p=SAMPLING["top_p"],
+            min_p=SAMPLING["min_p"], temp=SAMPLING["temperature"],
+            repeat_penalty=SAMPLING["repeat_penalty"],
         ):  # fmt: skip
             if count == 0:
                 started = time.perf_counter()

@@ -222,9 +222,7 @@ class SamplerChain:
         count = len(ids)
         if count > len(self._candidates):
             self._candidates = np.zeros(max(count, 256), _TOKEN_DATA)
-            self._data = self._candidates.ctypes.data_as(
-                ctypes.POINTER(llama_cpp.llama_token_data)
-            )
+            self._data = self._candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
         part = self._candidates[:count]
         part["id"] = ids
         part["logit"] = view[ids]

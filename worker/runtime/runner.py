@@ -106,13 +106,13 @@ class JobRunner:
         try:
             return self._generate(job_id, attempt, spec, stop, stream)
         finally:
-            self.publisher.discard(stream)  # closed already, unless something unforeseen
+            self.publisher.discard(stream)  # closed already, unless the attempt was lost
 
     def _generate(
         self, job_id: str, attempt: int, spec: JobSpec, stop: _ShutdownAwareStop,
         stream: StreamPublisher,
     ) -> tuple[str, int | None]:  # fmt: skip
-        event, timeout = stop.event, spec.timeout or self.settings.job_timeout
+        event = stop.event
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
         warm = self.engine.model_path  # the model loaded before: none or another means a load
@@ -144,19 +144,17 @@ class JobRunner:
             result = self.engine.generate(spec, stop, on_progress, on_text)
         except Cancelled as exc:
             self.publisher.close(stream)  # raises what stopped it, if its writes did
-            return self._end_stopped(job_id, attempt, exc.reason, timeout, stats)
+            return self._end_stopped(job_id, attempt, exc.reason, stats)
         except (EngineError, ValueError) as exc:
             self.publisher.close(stream)
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
             return "failed", None
         except AttemptSuperseded:
             event.set()  # an engine running jobs on its own thread drops this one
-            self.publisher.discard(stream)
-            raise
+            raise  # its stream is let go unwritten (_attempt)
         except Exception as exc:
             if is_queue_outage(exc):
                 event.set()  # an engine running jobs on its own thread drops this one
-                self.publisher.discard(stream)
                 raise  # not the job's fault: run() hands it back once the server is back
             log.exception("job %s failed unexpectedly", job_id)
             self.publisher.close(stream)
@@ -206,7 +204,7 @@ class JobRunner:
         return ("handed back", attempt + 1) if result == "requeued" else (result, None)
 
     def _end_stopped(
-        self, job_id: str, attempt: int, reason: str, timeout: float, stats: dict[str, Any]
+        self, job_id: str, attempt: int, reason: str, stats: dict[str, Any]
     ) -> tuple[str, int | None]:
         if reason == "shutdown":
             result = self.ledger.mark_lost(
