@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -15,6 +16,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from worker.endpoints.config import Endpoint, check_unique_names
+from worker.endpoints.keystore import KeyStore
 from worker.jobs.promptformat import AUTO, check_prompt_format
 from worker.jobs.spec import (
     DEFAULT_MAX_TOKENS,
@@ -33,6 +36,8 @@ from worker.jobs.spec import (
     TopK,
     TopP,
 )
+from worker.jobs.target import RemoteTarget, remote_target
+from worker.modelfile.catalog import resolve_model
 from worker.paths import AppPaths
 
 DEFAULT_HTTP_PORT = 8765
@@ -181,6 +186,33 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Largest request body or uploaded file the API takes, in MB.",
     )
+    http_rate_limit_rpm: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="Requests a minute each API token may make (None: no limit); more are "
+        "answered 429 with Retry-After.",
+    )
+    endpoints: list[Endpoint] = Field(
+        default_factory=list,
+        description="Remote OpenAI-compatible APIs: a job whose model is 'NAME/MODEL' runs "
+        "MODEL on the endpoint NAME.",
+    )
+    remote_max_tries: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Tries of a remote job that a rate limit (429), an overloaded endpoint "
+        "(5xx) or a lost connection interrupts, before it fails.",
+    )
+    remote_slots: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Remote jobs a remote worker runs at once (each endpoint's own limit "
+        "still holds).",
+    )
     system_prompt: str = Field(
         default="",
         max_length=MAX_PROMPT_CHARS,
@@ -227,6 +259,43 @@ class Settings(BaseSettings):
     def _known_prompt_format(cls, value: str) -> str:
         return check_prompt_format(value)
 
+    @model_validator(mode="after")
+    def _endpoint_names_differ(self) -> Settings:
+        check_unique_names(self.endpoints)
+        return self
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    @property
+    def keys(self) -> KeyStore:
+        return KeyStore(self.paths.config)
+
+    @property
+    def endpoint_names(self) -> frozenset[str]:
+        return frozenset(e.name for e in self.endpoints)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.name == name), None)
+
+    def endpoint_key(self, endpoint: Endpoint) -> str | None:
+        """The key to send to `endpoint` (see Endpoint.key), from the key store last."""
+        if endpoint.api_key is not None or endpoint.api_key_env:
+            return endpoint.key()
+        return endpoint.key(self.keys.get(endpoint.name))
+
+    def remote_target(self, model: str) -> RemoteTarget | None:
+        """The endpoint and model that `model` names when its first part is an endpoint of
+        these settings (`lab/qwen2.5-7b`), else None (a local model)."""
+        target = remote_target(model)
+        return target if target is not None and self.endpoint(target.endpoint) else None
+
+    def resolve_model(self, name: str) -> str:
+        """What a request's model names, as a job's `model`: `NAME/MODEL` of an endpoint as
+        it is, else the local file (see modelfile.catalog.resolve_model; UnknownModel)."""
+        if self.remote_target(name) is not None:
+            return name
+        return str(resolve_model(name, self.model, self.model_dirs))
+
     @property
     def paths(self) -> AppPaths:
         return AppPaths.resolve(self.home)
@@ -235,7 +304,12 @@ class Settings(BaseSettings):
         """Write the fields that differ from the defaults to the settings file (atomically)."""
         path = self.paths.config_file
         path.parent.mkdir(parents=True, exist_ok=True)
-        data: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
+        for endpoint in self.endpoints:  # keys go to the key store, never to the file
+            if endpoint.api_key is not None:
+                self.keys.set(endpoint.name, endpoint.api_key.get_secret_value())
+        data: dict[str, Any] = self.model_dump(
+            mode="json", exclude_defaults=True, exclude={"endpoints": {"__all__": {"api_key"}}}
+        )
         data.pop("home", None)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -246,3 +320,30 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env and the settings file, with explicit overrides on top."""
     return Settings(**overrides)
+
+
+class SettingsFile:
+    """Settings that follow their file: `current()` reads it again when it has changed (a
+    worker takes endpoints edited in the window for its next job, without a restart). A
+    file that cannot be used now keeps the last good settings (and says why in the log)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stamp = self._file_stamp()
+
+    def current(self) -> Settings:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._settings = load_settings(home=self._settings.home)
+            except (ValueError, SettingsFileError) as exc:
+                logging.getLogger(__name__).warning("settings not reloaded: %s", exc)
+        return self._settings
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self._settings.paths.config_file.stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)

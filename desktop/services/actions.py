@@ -104,7 +104,8 @@ class JobActions:
         batch_files, others = await self.pool.run(split_batch_files, paths)
         outcome = DropOutcome()
         if others:
-            plan = await self.pool.run(plan_drop, others, defaults)
+            names = self.pool.settings.endpoint_names
+            plan = await self.pool.run(plan_drop, others, defaults, names)
             outcome = await self.pool.call(lambda client: submit_plan(plan, client.submit))
         limit = int(self.pool.settings.http_max_upload_mb * 1_000_000)
         for item in batch_files:

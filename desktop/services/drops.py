@@ -6,7 +6,7 @@ job specs (JSON lines, a JSON list) refused with each bad line (item).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,13 @@ class DropOutcome:
         return [job_id for _, ids in self.queued for job_id in ids]
 
 
-def plan_drop(paths: Iterable[Path], defaults: Mapping[str, Any]) -> LoadResult:
+def plan_drop(
+    paths: Iterable[Path], defaults: Mapping[str, Any], endpoints: Collection[str] = ()
+) -> LoadResult:
     """What a drop will queue (whole files only) and what it refuses, with a hint when the
-    editor has no model (blocking: run it off the GUI thread)."""
-    result = plan(paths, defaults)
+    editor has no model (blocking: run it off the GUI thread). Models of `endpoints`
+    (`NAME/MODEL`) run remotely."""
+    result = plan(paths, defaults, endpoints=endpoints)
     if "model" not in defaults:
         result.refused[:] = [_no_model(r) for r in result.refused]
     return result

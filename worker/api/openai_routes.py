@@ -38,7 +38,6 @@ from worker.jobs.openai_shape import (
     usage_chunk,
 )
 from worker.jobs.spec import JobSpec
-from worker.modelfile.catalog import resolve_model
 from worker.queue.ledger import JobStateError, UnknownJobError
 
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -89,7 +88,7 @@ def _job_of(ctx: ApiContext, body: OpenAIRequest) -> tuple[JobSpec, JobOrigin]:
         return to_job(
             body,
             defaults=settings.job_defaults(),
-            resolve_model=lambda name: resolve_model(name, settings.model, settings.model_dirs),
+            resolve_model=settings.resolve_model,
         )
     except RequestRefused as exc:
         status = 404 if exc.code == "model_not_found" else 400

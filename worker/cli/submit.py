@@ -107,7 +107,7 @@ def _submit_jobs(args: argparse.Namespace, settings: Settings, paths: list[Path]
             specs.append(JobSpec(**{**defaults, "prompt": text}))
         except ValidationError as exc:
             raise CliError(f"--prompt: {describe_validation_error(exc)}") from exc
-    loaded = plan(paths, defaults, deep=True)
+    loaded = plan(paths, defaults, deep=True, endpoints=settings.endpoint_names)
     for refusal in loaded.refused:  # a file of job specs: each bad line listed under it
         say_refused(refusal.path, refusal.reason, refusal.problems)
     specs.extend(loaded.specs)

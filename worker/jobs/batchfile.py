@@ -89,7 +89,7 @@ def read_batch(
     *,
     endpoint: str | None,
     defaults: Mapping[str, Any],
-    resolve_model: Callable[[str], Path],
+    resolve_model: Callable[[str], str | Path],
 ) -> BatchPlan:
     """Check every line of a batch file (UTF-8 JSONL; blank lines are skipped).
 
@@ -134,7 +134,7 @@ def _read_line(
     endpoint: str | None,
     lines_seen: dict[str, int],
     defaults: Mapping[str, Any],
-    resolve_model: Callable[[str], Path],
+    resolve_model: Callable[[str], str | Path],
 ) -> BatchRequest:
     # The request shapes (pydantic models) are built on first use: a command that only asks
     # whether a file is a batch (`submit`) does not build them.
@@ -224,11 +224,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def _memo(resolve_model: Callable[[str], Path]) -> Callable[[str], Path]:
+def _memo(resolve_model: Callable[[str], str | Path]) -> Callable[[str], str | Path]:
     """The resolver with each name looked up once (it lists the model folders every time)."""
-    known: dict[str, Path | LookupError] = {}
+    known: dict[str, str | Path | LookupError] = {}
 
-    def resolve(name: str) -> Path:
+    def resolve(name: str) -> str | Path:
         if name not in known:
             try:
                 known[name] = resolve_model(name)

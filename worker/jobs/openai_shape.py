@@ -243,7 +243,7 @@ def to_job(
     request: OpenAIRequest,
     *,
     defaults: Mapping[str, Any],
-    resolve_model: Callable[[str], Path],
+    resolve_model: Callable[[str], str | Path],
     via: str = "openai",
 ) -> tuple[JobSpec, JobOrigin]:
     """The job a parsed request asks for, and its origin (the answer's shape, the model name).
@@ -290,7 +290,7 @@ def spec_from_request(
     body: Mapping[str, Any],
     *,
     defaults: Mapping[str, Any],
-    resolve_model: Callable[[str], Path],
+    resolve_model: Callable[[str], str | Path],
     via: str = "openai",
 ) -> tuple[JobSpec, JobOrigin]:
     """An OpenAI request body (a batch line's) as a job; RequestRefused naming the field."""

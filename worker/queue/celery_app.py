@@ -6,13 +6,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from worker.jobs.spec import Priority
+from worker.jobs.spec import JobSpec, Priority
+from worker.jobs.target import remote_target
 
 if TYPE_CHECKING:  # imported where an app is made: reading the queue needs no Celery
     from celery import Celery
 
 TASK_NAME = "promptspool.run_job"
 QUEUE_NAME = "promptspool"
+# Jobs on remote endpoints: consumed by remote workers (an I/O pool), never by a GPU worker.
+REMOTE_QUEUE = "promptspool.remote"
+QUEUES = (QUEUE_NAME, REMOTE_QUEUE)
 # Kombu's Redis transport polls lower numbers first: 0 is the highest priority.
 PRIORITY_VALUES = {Priority.high: 1, Priority.normal: 4, Priority.low: 7}
 # A lost or handed-back attempt goes one step ahead of its priority: it runs before jobs of
@@ -65,6 +69,11 @@ def create_app(broker_url: str, *, longest_job_s: float = 7 * 86_400) -> Celery:
     return app
 
 
+def queue_for(spec: JobSpec) -> str:
+    """The Celery queue a job's messages go to: remote endpoints have their own."""
+    return REMOTE_QUEUE if remote_target(spec.model) is not None else QUEUE_NAME
+
+
 def broker_queue_keys(queue: str = QUEUE_NAME) -> list[str]:
     """The Redis lists that hold the queue's waiting messages, one per priority step.
 
@@ -79,21 +88,23 @@ def send_job(
     app: Celery,
     job_id: str,
     attempt: int,
-    priority: Priority,
+    spec: JobSpec,
     *,
     resumed: bool = False,
     **options: Any,
 ) -> Any:
-    """Send the message for one attempt: it carries the id and attempt number only.
+    """Send the message for one attempt: it carries the id and attempt number only, to the
+    queue of the job's model (local or remote) at its priority.
 
-    `resumed`: an attempt that replaces one lost with its worker (or handed back); it goes
-    ahead of the waiting jobs of its priority, as the ledger's queue order has it.
+    `resumed`: an attempt that replaces one lost with its worker (or handed back, or waited
+    out a rate limit); it goes ahead of the waiting jobs of its priority, as the ledger's
+    queue order has it.
     """
     return app.send_task(
         TASK_NAME,
         args=[job_id, attempt],
-        priority=PRIORITY_VALUES[priority] - (RESUME_STEP if resumed else 0),
-        queue=QUEUE_NAME,
+        priority=PRIORITY_VALUES[spec.priority] - (RESUME_STEP if resumed else 0),
+        queue=queue_for(spec),
         # Given, so that Celery need not build them with its safe repr: a tenth of a send.
         argsrepr=f"[{job_id!r}, {attempt}]",
         kwargsrepr="{}",
@@ -101,8 +112,8 @@ def send_job(
     )
 
 
-def send_jobs(app: Celery, attempts: Iterable[tuple[str, int, Priority, bool]]) -> int:
-    """Send the messages of many attempts, `(job id, attempt, priority, resumed)` each, in
+def send_jobs(app: Celery, attempts: Iterable[tuple[str, int, JobSpec, bool]]) -> int:
+    """Send the messages of many attempts, `(job id, attempt, spec, resumed)` each, in
     pipelined batches; how many were sent.
 
     One message at a time costs a round trip and a fresh redis-py client inside kombu each
@@ -114,12 +125,13 @@ def send_jobs(app: Celery, attempts: Iterable[tuple[str, int, Priority, bool]]) 
     sent = 0
     with app.producer_or_acquire() as producer:
         channel = producer.channel
-        # The queue (and its binding) is declared once here, not again for every message.
-        producer.maybe_declare(app.amqp.queues[QUEUE_NAME])
+        # The queues (and their bindings) are declared once here, not again for every message.
+        for name in QUEUES:
+            producer.maybe_declare(app.amqp.queues[name])
         for chunk in _chunks(attempts, SEND_BATCH):
             with channel.client.pipeline(transaction=False) as pipe, _through(channel, pipe):
-                for job_id, attempt, priority, resumed in chunk:
-                    send_job(app, job_id, attempt, priority, resumed=resumed,
+                for job_id, attempt, spec, resumed in chunk:
+                    send_job(app, job_id, attempt, spec, resumed=resumed,
                              producer=producer, retry=False, declare=[])  # fmt: skip
                 pipe.execute()
             sent += len(chunk)

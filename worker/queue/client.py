@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.jobs.job import Job, JobOrigin, JobState
 from worker.jobs.spec import JobSpec
-from worker.modelfile.check import check_model_file
+from worker.jobs.target import check_model
 from worker.queue import keys
 from worker.queue.celery_app import create_app, send_job, send_jobs
 from worker.queue.connection import QueueAddress, is_queue_outage
@@ -81,27 +81,28 @@ class JobClient:
         resolved = []
         for spec in specs:
             if spec.model not in checked:
-                checked[spec.model] = str(check_model_file(spec.model, deep=True))
+                checked[spec.model] = self._checked_model(spec.model)
             resolved.append(spec.model_copy(update={"model": checked[spec.model]}))
         ids = self.ledger.create(resolved, origins, also=also, guard=guard)
         try:
-            send_jobs(
-                self.app, [(i, 1, s.priority, False) for i, s in zip(ids, resolved, strict=True)]
-            )
+            send_jobs(self.app, [(i, 1, s, False) for i, s in zip(ids, resolved, strict=True)])
         except Exception as exc:
             if not is_queue_outage(exc):
                 raise
             log.warning("%d jobs recorded; their messages will be resent (%s)", len(ids), exc)
         return ids
 
+    def _checked_model(self, model: str) -> str:
+        """A job's model as it is queued: `NAME/MODEL` of a configured endpoint as it is,
+        else a sound GGUF file's resolved path (ValueError naming it and the reason)."""
+        return check_model(model, self.settings.endpoint_names, deep=True)
+
     def cancel(self, job_id: str) -> str:
         return self.ledger.cancel(job_id)
 
     def retry(self, job_id: str) -> int:
         attempt = self.ledger.retry(job_id)
-        send_job(
-            self.app, job_id, attempt, self.ledger.get(job_id, with_output=False).spec.priority
-        )
+        send_job(self.app, job_id, attempt, self.ledger.get(job_id, with_output=False).spec)
         return attempt
 
     def forget(self, job_id: str) -> None:
@@ -117,7 +118,7 @@ class JobClient:
             max_attempts = self.settings.max_attempts
             result = self.ledger.mark_lost(job.id, job.attempt, max_attempts, reason)
             if result == "requeued":
-                send_job(self.app, job.id, job.attempt + 1, job.spec.priority, resumed=True)
+                send_job(self.app, job.id, job.attempt + 1, job.spec, resumed=True)
             taken.append(job.id)
         return taken
 
@@ -180,7 +181,7 @@ class JobClient:
         self._announce_queue("resumed")
         jobs = self.ledger.get_many(self.ledger.queue_positions())
         queued = [job for job in jobs if job.state is JobState.queued]
-        send_jobs(self.app, ((job.id, job.attempt, job.spec.priority, False) for job in queued))
+        send_jobs(self.app, ((job.id, job.attempt, job.spec, False) for job in queued))
         return len(queued)
 
     def _announce_queue(self, state: str) -> None:

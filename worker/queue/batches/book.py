@@ -68,7 +68,9 @@ def check_batch_file(
     default = Path(defaults["model"]) if defaults.get("model") else None
     folders = settings.model_dirs
 
-    def resolve(name: str) -> Path:
+    def resolve(name: str) -> str | Path:
+        if settings.remote_target(name) is not None:
+            return name  # a remote endpoint's model, as it is
         return resolve_model(name, default, folders)
 
     return read_batch(data, endpoint=endpoint, defaults=defaults, resolve_model=resolve)

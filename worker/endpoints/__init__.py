@@ -1,0 +1,1 @@
+"""Remote OpenAI-compatible endpoints: their settings and their keys."""
