@@ -5,17 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio
 from fastapi import Request
 
 from worker.api.errors import ApiError
+from worker.api.ratelimit import RateLimiter
 from worker.api.token import TokenFile
 from worker.jobs.job import JobOrigin
 from worker.jobs.spec import JobSpec
-from worker.modelfile.catalog import CatalogEntry, UnknownModel, list_models, resolve_model
+from worker.modelfile.catalog import CatalogEntry, UnknownModel, list_models
 from worker.queue.client import JobClient
 from worker.queue.connection import QueueAddress
 from worker.settings import Settings
@@ -30,6 +30,7 @@ class ApiContext:
     tokens: TokenFile
     client: JobClient = field(init=False)
     aredis: redis.asyncio.Redis = field(init=False)
+    limiter: RateLimiter | None = field(init=False)  # None: no http_rate_limit_rpm
     _submit_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # Run when the app shuts down (before uvicorn re-raises the signal that stopped it).
     on_close: list[Callable[[], None]] = field(default_factory=list, init=False)
@@ -37,6 +38,8 @@ class ApiContext:
     def __post_init__(self) -> None:
         self.client = JobClient(self.address, self.settings)
         self.aredis = self.address.connect_async()
+        rpm = self.settings.http_rate_limit_rpm
+        self.limiter = RateLimiter.for_queue(self.address, rpm) if rpm else None
 
     @classmethod
     def create(cls, settings: Settings, url: str | None = None) -> ApiContext:
@@ -47,6 +50,8 @@ class ApiContext:
             cleanup()
         await self.aredis.aclose()
         self.client.close()
+        if self.limiter is not None:
+            self.limiter.close()
 
     def submit(
         self,
@@ -68,10 +73,11 @@ class ApiContext:
     def models(self) -> list[CatalogEntry]:
         return list_models(self.settings.model, self.settings.model_dirs)
 
-    def model_path(self, name: str | None, param: str = "model") -> Path:
-        """The model file a request names (None or 'default': the default model); 404."""
+    def model_path(self, name: str | None, param: str = "model") -> str:
+        """The model a request names, as a job's `model`: a remote endpoint's `NAME/MODEL`,
+        else the file (None or 'default': the default model); 404 when there is none."""
         try:
-            return resolve_model(name or "", self.settings.model, self.settings.model_dirs)
+            return self.settings.resolve_model(name or "")
         except UnknownModel as exc:
             raise ApiError(404, str(exc), param=param, code="model_not_found") from exc
 

@@ -92,6 +92,14 @@ class Job(RunRecord):
     queue_position: int | None = Field(default=None, description="1 = next to run.")
     attempts: list[Attempt] = Field(default_factory=list)
     origin: JobOrigin | None = None
+    retry_at: float | None = Field(
+        default=None,
+        description="A remote job waiting out a rate limit or an outage: when its next try "
+        "starts (epoch s).",
+    )
+    tries: int = Field(default=0, description="Tries a remote endpoint has interrupted so far.")
+    max_tries: int | None = Field(default=None, description="Tries before it fails.")
+    retry_note: str | None = Field(default=None, description="Why it waits for its next try.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -107,6 +115,15 @@ class Job(RunRecord):
     @property
     def priority(self) -> str:
         return self.spec.priority.value
+
+    def waiting_note(self, at: float | None = None) -> str | None:
+        """'rate limited, next try in 12 s (try 3 of 8)' while a remote job waits out a
+        rate limit or an outage (queued with `retry_at`); else None."""
+        if self.state is not JobState.queued or self.retry_at is None:
+            return None
+        left = max(0, round(self.retry_at - (now() if at is None else at)))
+        of = f" of {self.max_tries}" if self.max_tries else ""
+        return f"{self.retry_note or 'waiting'}, next try in {left} s (try {self.tries + 1}{of})"
 
     @property
     def duration(self) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 PREFIX = "ps:"
 JOBS = PREFIX + "jobs"  # zset: job id -> submission sequence
 QUEUE = PREFIX + "queue"  # zset: queued job id -> priority rank * 1e12 + queue sequence
+SCHEDULED = PREFIX + "scheduled"  # zset: queued job id waiting for its next try -> due (s)
 RUNNING = PREFIX + "running"  # set: ids of jobs in loading/running
 SEQ = PREFIX + "seq"  # counter
 GLOBAL_EVENTS = PREFIX + "ev"  # stream: state and progress of every job
@@ -15,6 +16,16 @@ REAPER_LOCK = PREFIX + "reaper-lock"
 BEATS = PREFIX + "beats"  # hash: worker id -> heartbeat counter (judging workers lost)
 FILES = PREFIX + "files"  # zset: file id -> upload sequence (files of the OpenAI API)
 BATCHES = PREFIX + "batches"  # zset: batch id -> creation sequence
+
+
+def endpoint_slots(name: str) -> str:
+    """Zset: holders of the endpoint's request slots -> when their lease ends (ms)."""
+    return f"{PREFIX}endpoint:{name}:slots"
+
+
+def endpoint_pace(name: str) -> str:
+    """When the endpoint's next request may start (ms), under its requests_per_minute."""
+    return f"{PREFIX}endpoint:{name}:pace"
 
 
 def job(job_id: str) -> str:
@@ -59,3 +70,9 @@ def batch_jobs(batch_id: str) -> str:
 def batch_claim(batch_id: str) -> str:
     """Set while a process validates and queues the batch (others leave it alone)."""
     return f"{PREFIX}batch:{batch_id}:claim"
+
+
+def rate_limit(token_hash: str) -> str:
+    """String: the theoretical arrival time of a token's next request (GCRA), named by a
+    digest of the token; it expires once that time has passed."""
+    return f"{PREFIX}ratelimit:{token_hash}"

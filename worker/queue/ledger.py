@@ -234,6 +234,25 @@ class Ledger:
         """
         return str(self._call("lost", job_id, attempt, now(), max_attempts, reason, int(counts)))
 
+    def defer(self, job_id: str, attempt: int, due: float, reason: str, max_tries: int) -> str:
+        """End an attempt that a remote endpoint interrupted (rate limit, overload, lost
+        connection) and let the job wait until `due` (epoch s) for its next try, holding no
+        worker: 'deferred', 'failed' (that was try `max_tries`), 'cancelled' (a cancel was
+        asked meanwhile) or 'stale'. `release_due` puts it back in the queue's order."""
+        return str(self._call("defer", job_id, attempt, now(), f"{due:.3f}", reason, max_tries))
+
+    def release_due(self, at: float | None = None, limit: int = 500) -> list[tuple[str, int]]:
+        """Put the waiting jobs whose next try is due back in the queue's order; their
+        (id, attempt), whose messages the caller sends."""
+        flat = self._call("release", f"{now() if at is None else at:.3f}", limit)
+        items = [as_text(item) for item in flat]
+        return [(items[i], int(items[i + 1])) for i in range(0, len(items), 2)]
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting job's next try is due (epoch s), None if none waits."""
+        first: Any = self.redis.zrange(keys.SCHEDULED, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     def forget(self, job_id: str) -> None:
         """Delete a finished job and everything it wrote."""
         result = self._call("forget", job_id)
@@ -375,6 +394,10 @@ class Ledger:
             queue_position=position,
             attempts=attempts,
             origin=JobOrigin.model_validate_json(fields["origin"]) if "origin" in fields else None,
+            retry_at=_float(fields.get("retry_at")),
+            tries=_int(fields.get("tries")),
+            max_tries=_int(fields.get("max_tries")) or None,
+            retry_note=_s(fields.get("retry_note")),
         )
 
     def _fill_outputs(self, jobs: list[Job]) -> None:

@@ -29,7 +29,7 @@ local function enqueue(id, rank, resumed)
   redis.call('ZADD', P .. 'queue', rank * 1000000000000 - front + qseq, id)
 end
 local RESET = {'started_at', 'finished_at', 'error', 'prompt_tokens', 'completion_tokens',
-  'tokens_per_second', 'worker', 'cancel', 'finish_reason'}
+  'tokens_per_second', 'worker', 'cancel', 'finish_reason', 'retry_at', 'retry_note'}
 --@submit  ARGV: id, spec_json, rank, now, origin_json ('' for none)
 local id, rank, now = ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if redis.call('EXISTS', jkey(id)) == 1 then return 0 end
@@ -81,6 +81,8 @@ if h[1] == 'queued' then
   local err = 'cancelled before it started'
   redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
   redis.call('ZREM', P .. 'queue', id)
+  redis.call('ZREM', P .. 'scheduled', id)
+  redis.call('HDEL', jkey(id), 'retry_at', 'retry_note')
   record_attempt(id, 'cancelled', err, now)
   emit(id, {type = 'state', state = 'cancelled', attempt = num(h[2]), error = err, t = num(now)})
   return 'cancelled'
@@ -99,7 +101,7 @@ if not h[1] then return 'missing' end
 if h[1] ~= 'succeeded' and h[1] ~= 'failed' and h[1] ~= 'cancelled' then return h[1] end
 local attempt = tonumber(h[2]) + 1
 redis.call('HDEL', jkey(id), unpack(RESET))
-redis.call('HSET', jkey(id), 'state', 'queued', 'attempt', attempt, 'lost', 0)
+redis.call('HSET', jkey(id), 'state', 'queued', 'attempt', attempt, 'lost', 0, 'tries', 0)
 enqueue(id, tonumber(h[3]))
 emit(id, {type = 'state', state = 'queued', attempt = attempt, t = num(now)})
 return attempt
@@ -159,5 +161,58 @@ if h[1] ~= 'succeeded' and h[1] ~= 'failed' and h[1] ~= 'cancelled' then return 
 for n = 1, tonumber(h[2]) do redis.call('DEL', jkey(id) .. ':out:' .. n) end
 redis.call('DEL', jkey(id), jkey(id) .. ':attempts', P .. 'ev:' .. id)
 redis.call('ZREM', P .. 'jobs', id)
+redis.call('ZREM', P .. 'scheduled', id)
 redis.call('XADD', P .. 'ev', 'MAXLEN', '~', 100000, '*', 'd', cjson.encode({type = 'forgotten', id = id}))
 return 'ok'
+--@defer  ARGV: id, attempt, now, due, reason, max_tries
+-- A remote endpoint interrupted the attempt (rate limit, overload, lost connection): the
+-- attempt ends failed with the reason, and the job waits, queued but outside the queue's
+-- order, until `due`, when a reaper releases it (see release). After max_tries tries it
+-- fails. A cancel asked for meanwhile sticks, as in 'lost'.
+local id, now, due, reason = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
+local max_tries = tonumber(ARGV[6])
+local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank', 'cancel')
+if tonumber(h[2]) ~= tonumber(ARGV[2]) then return 'stale' end
+if h[1] ~= 'loading' and h[1] ~= 'running' then return 'stale' end
+redis.call('SREM', P .. 'running', id)
+if h[4] then
+  local err = 'cancelled by the user'
+  redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
+  record_attempt(id, 'cancelled', err, now)
+  emit(id, {type = 'state', state = 'cancelled', attempt = num(h[2]), error = err, t = num(now)})
+  return 'cancelled'
+end
+local tries = redis.call('HINCRBY', jkey(id), 'tries', 1)
+record_attempt(id, 'failed', reason, now)
+if tries >= max_tries then
+  local err = reason .. ' (gave up after ' .. tries .. ' tries)'
+  redis.call('HSET', jkey(id), 'state', 'failed', 'finished_at', now, 'error', err)
+  emit(id, {type = 'state', state = 'failed', attempt = num(h[2]), error = err, t = num(now)})
+  return 'failed'
+end
+local attempt = tonumber(h[2]) + 1
+redis.call('HDEL', jkey(id), unpack(RESET))
+redis.call('HSET', jkey(id), 'state', 'queued', 'attempt', attempt, 'retry_at', due,
+  'retry_note', reason, 'max_tries', max_tries)
+redis.call('ZADD', P .. 'scheduled', tonumber(due), id)
+emit(id, {type = 'state', state = 'queued', attempt = attempt, error = reason,
+  retry_at = num(due), tries = tries, max_tries = max_tries, t = num(now)})
+return 'deferred'
+--@release  ARGV: now, limit
+-- The waiting jobs whose time has come go back into the queue's order (ahead of the jobs
+-- of their priority that have not started, as a resumed attempt does): {id, attempt, ...}.
+local due = redis.call('ZRANGEBYSCORE', P .. 'scheduled', '-inf', ARGV[1], 'LIMIT', 0,
+  tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(due) do
+  redis.call('ZREM', P .. 'scheduled', id)
+  local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank')
+  if h[1] == 'queued' then
+    redis.call('HDEL', jkey(id), 'retry_at')
+    enqueue(id, tonumber(h[3]), true)
+    emit(id, {type = 'state', state = 'queued', attempt = num(h[2]), t = num(ARGV[1])})
+    table.insert(out, id)
+    table.insert(out, h[2])
+  end
+end
+return out

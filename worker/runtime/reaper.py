@@ -15,7 +15,7 @@ import redis
 
 from worker.jobs.job import Job, JobState
 from worker.queue import keys
-from worker.queue.celery_app import broker_queue_keys
+from worker.queue.celery_app import QUEUES, broker_queue_keys, queue_for
 from worker.queue.heartbeats import HeartbeatWatch, forget_beats, read_beats
 from worker.queue.ledger import Ledger
 from worker.queue.replies import as_text
@@ -58,8 +58,18 @@ class Reaper:
 
     def round(self) -> None:
         self.reap()
+        self.release()
         self.sweep()
         self.prune()
+
+    def release(self) -> int:
+        """Put the jobs whose next try is due (a remote endpoint's rate limit or outage) back
+        in the queue and send their messages; how many. Any worker may: each job is taken
+        out of the waiting set atomically, by one of them."""
+        released = self.ledger.release_due()
+        if released and self.resend is not None:
+            self.resend(self.ledger.get_many(job_id for job_id, _ in released))
+        return len(released)
 
     def reap(self) -> list[str]:
         """Requeue (or fail, or end cancelled) the jobs of workers judged lost; their ids.
@@ -124,14 +134,20 @@ class Reaper:
         """
         if self.resend is None:
             return 0
-        queue_keys = broker_queue_keys()
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(keys.PAUSED)
             pipe.zcard(keys.QUEUE)
-            for name in queue_keys:
-                pipe.llen(name)
+            for queue in QUEUES:  # local and remote jobs each have their own Celery queue
+                for name in broker_queue_keys(queue):
+                    pipe.llen(name)
             paused, queued, *lengths = pipe.execute()
-        if paused or not queued or any(lengths):
+        per_queue = len(lengths) // len(QUEUES)
+        empty = {
+            queue
+            for n, queue in enumerate(QUEUES)
+            if not any(lengths[n * per_queue : (n + 1) * per_queue])
+        }
+        if paused or not queued or not empty:
             self._orphans = set()
             return 0
         if as_text(self.redis.get(keys.REAPER_LOCK)) != self.worker_id:
@@ -139,7 +155,7 @@ class Reaper:
         candidates = [
             job
             for job in self.ledger.get_many(self.ledger.queue_positions())
-            if job.state is JobState.queued
+            if job.state is JobState.queued and queue_for(job.spec) in empty
         ]
         seen_before, self._orphans = self._orphans, {(j.id, j.attempt) for j in candidates}
         jobs = [job for job in candidates if (job.id, job.attempt) in seen_before]

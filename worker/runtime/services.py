@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,19 @@ from worker.runtime.reaper import Reaper
 
 log = logging.getLogger(__name__)
 
+RETRY_LOOK_S = 1.0
+
 
 class WorkerServices:
     """Threads that keep a worker visible and the queue honest while jobs run."""
 
-    def __init__(self, reaper: Reaper, info: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, reaper: Reaper, info: Callable[[], dict[str, Any]], *, retry_timer: bool = False
+    ) -> None:
         """`reaper`: this worker's (its client, id and heartbeat lifetime are the worker's);
-        `info`: what the heartbeat says about the worker besides its id, pid and host."""
+        `info`: what the heartbeat says about the worker besides its id, pid and host;
+        `retry_timer`: release jobs waiting for their next try when it is due, to the
+        moment (a remote worker's; every reaper's round also releases them, later)."""
         self.redis = reaper.redis
         self.worker_id = reaper.worker_id
         self.ttl = reaper.ttl
@@ -31,6 +38,8 @@ class WorkerServices:
         self.reaper = reaper
         self.cancels = CancelRegistry()
         self._stop = threading.Event()
+        self._retry_wake = threading.Event()
+        self._retry_timer = retry_timer
         self._threads: list[threading.Thread] = []
         self._pubsub: Any = None
 
@@ -39,17 +48,21 @@ class WorkerServices:
         self._announce("ready")
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(**{keys.CANCEL_CHANNEL: self._on_cancel})
-        for target, name in (
+        loops = [
             (self._heartbeat_loop, "heartbeat"),
             (self._reaper_loop, "reaper"),
             (self._cancel_loop, "cancel-listener"),
-        ):
+        ]
+        if self._retry_timer:
+            loops.append((self._retry_loop, "retry-timer"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"promptspool-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
+        self._retry_wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
         if self._pubsub is not None:
@@ -106,3 +119,24 @@ class WorkerServices:
                 log.warning("reaper: %s", exc)
             if self._stop.wait(self.reaper.interval):
                 return
+
+    # --- retry timer ------------------------------------------------------------------
+
+    def wake_retry_timer(self) -> None:
+        """A job started waiting for its next try: the timer looks at the earliest again."""
+        self._retry_wake.set()
+
+    def _retry_loop(self) -> None:
+        """Release each waiting job when its next try is due (so a Retry-After of 1.5 s is
+        1.5 s, not a reaper's round later). Sleeps until the earliest is due, at most
+        RETRY_LOOK_S (another worker may have deferred one sooner), or until woken."""
+        while not self._stop.is_set():
+            try:
+                self.reaper.release()
+                due = self.reaper.ledger.next_due()
+            except redis.RedisError as exc:
+                log.warning("retry timer: %s", exc)
+                due = None
+            wait = RETRY_LOOK_S if due is None else min(RETRY_LOOK_S, due - time.time())
+            if wait > 0 and self._retry_wake.wait(wait):
+                self._retry_wake.clear()
