@@ -371,6 +371,8 @@ class Controller(QObject):
                     note = "starting a worker…" if self.supervisor.worker_running else ""
                     if self._reachable:
                         self.supervisor.ensure_worker()
+                if self._reachable:
+                    self.supervisor.ensure_remote_worker(workers)
             self.window.set_workers(workers, note)
             self.window.set_vram(await self.pool.run(gpu_memory))
         except (QueueUnavailable, redis.RedisError, OSError) as exc:

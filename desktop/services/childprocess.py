@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,14 @@ class ChildProcess(QObject):
         log_file: Callable[[], Path],
         env: Callable[[], Mapping[str, str] | None],
         parent: QObject | None = None,
+        args: Sequence[str] = (),
     ) -> None:
-        """`what`: how messages name it; `env()`: its environment, None while it cannot start."""
+        """`what`: how messages name it; `env()`: its environment, None while it cannot start;
+        `args`: after the role (`worker --remote`)."""
         super().__init__(parent)
         self.what = what
         self.role = role
+        self.args = tuple(args)
         self._log_file = log_file
         self._env = env
         self.process: QProcess | None = None
@@ -91,7 +94,7 @@ class ChildProcess(QObject):
         return self._log_file()
 
     def command(self) -> list[str]:
-        return worker_command(role=self.role)
+        return worker_command(*self.args, role=self.role)
 
     def start(self) -> None:
         """Start it (and keep it running) unless it runs or cannot start yet."""

@@ -21,6 +21,7 @@ from worker.hosting.children import (
     worker_env,
 )
 from worker.hosting.server import BundledServer, ServerError
+from worker.queue.celery_app import REMOTE_QUEUE
 from worker.queue.connection import QueueAddress
 from worker.queue.events import Event
 from worker.settings import Settings
@@ -59,6 +60,13 @@ class Supervisor(QObject):
         self.worker.started.connect(self.worker_started)
         self.worker.exited.connect(self.worker_exited)
         self.worker.message.connect(self.message)
+        # Jobs on remote endpoints: a worker of their own (an I/O pool), when any is set.
+        self.remote = ChildProcess(
+            "remote worker", "worker", lambda: self._log("remote-worker.log"), self._child_env,
+            self, args=("--remote",),
+        )  # fmt: skip
+        self.remote.message.connect(self.message)
+        self._remote_hung = HungWorkerWatch(settings.heartbeat_ttl, watch_interval_s)
         self.api = ChildProcess(
             "HTTP API", "api", lambda: self._log("api.log"), self._api_env, self
         )
@@ -128,6 +136,7 @@ class Supervisor(QObject):
             self.start_worker()
         else:
             self.message.emit(f"attached to a running queue with {len(workers)} worker(s)")
+        self.ensure_remote_worker(workers)
         return self.address
 
     async def ensure_server(self) -> None:
@@ -167,22 +176,35 @@ class Supervisor(QObject):
         if not self._stopping:
             self.worker.start()
 
+    def ensure_remote_worker(self, workers: list[dict[str, Any]]) -> None:
+        """Start a remote worker when endpoints are set and no live worker of the queue takes
+        remote jobs (`workers`: the live workers' info, as just read)."""
+        if self._stopping or not self.settings.endpoints:
+            return
+        if any(info.get("queue") == REMOTE_QUEUE for info in workers):
+            return
+        self.remote.ensure()
+
     async def check_hung(self, workers: list[dict[str, Any]]) -> None:
         """Replace our worker if it stopped answering (hung, or stopped: SIGSTOP, a debugger):
         kill it and queue its jobs again; it then restarts as a worker that died does.
         `workers`: the live workers' info, as just read (ours is found in it by its pid)."""
-        pid, process = self.worker_pid, self.process
+        await self._check_hung(self.worker, self._hung, workers)
+        await self._check_hung(self.remote, self._remote_hung, workers)
+
+    async def _check_hung(
+        self, child: ChildProcess, watch: HungWorkerWatch, workers: list[dict[str, Any]]
+    ) -> None:
+        pid, process = child.pid, child.process
         if self._stopping or pid is None or process is None:
             return
         worker_id = await self.pool.call(
-            lambda client: self._hung.check(
-                pid, lambda: workers, lambda w: client.heartbeats([w])[w]
-            )
+            lambda client: watch.check(pid, lambda: workers, lambda w: client.heartbeats([w])[w])
         )
-        if worker_id is None or process is not self.process:
+        if worker_id is None or process is not child.process:
             return
-        self.message.emit(self._hung.verdict(pid))
-        self.worker.kill()  # a stopped process cannot take SIGTERM
+        self.message.emit(watch.verdict(pid))
+        child.kill()  # a stopped process cannot take SIGTERM
         await self.pool.call(lambda client: client.take_back_jobs(worker_id, HUNG_REASON))
 
     def restart_worker(self) -> None:
@@ -215,6 +237,9 @@ class Supervisor(QObject):
     async def apply_settings(self, settings: Settings) -> None:
         """Take new settings; the HTTP API starts again (or stops) when its own changed."""
         old, self.settings = self.settings, settings
+        if settings.endpoints and not old.endpoints and self.address is not None:
+            workers = await self.pool.call(lambda client: client.workers())
+            self.ensure_remote_worker(workers)
         if self._stopping or self.address is None or not api_changed(old, settings):
             return
         if not self.api_status.owned and settings.http_port != 0:
@@ -273,7 +298,7 @@ class Supervisor(QObject):
             return
         self._stopping = True
         try:
-            await asyncio.gather(self.api.stop(timeout=10), self.worker.stop())
+            await asyncio.gather(self.api.stop(timeout=10), self.worker.stop(), self.remote.stop())
             if self.server is not None and self.server.owned:
                 await self.pool.run(self.server.stop)
         finally:

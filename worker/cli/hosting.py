@@ -23,6 +23,11 @@ def register(sub: Any) -> None:
     p.add_argument("--redis-url", help="the queue's URL (default: the bundled server)")
     p.add_argument("--loglevel", default="INFO")
     p.add_argument(
+        "--remote", action="store_true",
+        help="run jobs on remote endpoints (models NAME/MODEL), many at once, instead of "
+        "local models",
+    )  # fmt: skip
+    p.add_argument(
         "--exit-with-parent", action="store_true",
         help="shut down when the process that started the worker dies (for supervisors)",
     )  # fmt: skip
@@ -64,5 +69,5 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.exit_with_parent:
         exit_with_parent()
-    run_worker(settings, args.redis_url, args.loglevel)
+    run_worker(settings, args.redis_url, args.loglevel, remote=args.remote)
     return EXIT_OK

@@ -55,7 +55,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     print(row.format("ID", "STATE", "PRI", "POS", "TOKENS", "TOK/S", "TIME", "TITLE"))
     for job in jobs:
         tps = f"{job.tokens_per_second:.1f}" if job.tokens_per_second else "-"
-        pos = str(job.queue_position) if job.queue_position else "-"
+        pos = str(job.queue_position) if job.queue_position else "wait" if job.retry_at else "-"
         duration = _fmt_time(job.duration)
         print(row.format(job.id, job.state.value, job.priority, pos, job.completion_tokens, tps,
                          duration, one_line(job.title)))  # fmt: skip
@@ -74,6 +74,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     )
     if job.queue_position:
         print(f"queue position: {job.queue_position}")
+    waiting = job.waiting_note()
+    if waiting:
+        print(f"waiting: {one_line(waiting)}")
     print(f"tokens:  {job.prompt_tokens} prompt, {job.completion_tokens} generated"
           + (f", {job.tokens_per_second:.1f} tok/s" if job.tokens_per_second else ""))  # fmt: skip
     if job.error:

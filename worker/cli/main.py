@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from worker import __version__
-from worker.cli import api, batches, hosting, jobs, queue, submit
+from worker.cli import api, batches, hosting, jobs, models, queue, submit
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
 from worker.cli.terminal import one_line, say
 from worker.settings import Settings, SettingsFileError, load_settings
@@ -28,6 +28,7 @@ GROUPS: tuple[Registrar, ...] = (
     batches.register,
     jobs.register,
     queue.register,
+    models.register,
 )
 
 

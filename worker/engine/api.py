@@ -16,6 +16,20 @@ class EngineError(RuntimeError):
     """A job cannot run: the model does not load, the prompt does not fit, decoding failed."""
 
 
+class RetryLater(EngineError):
+    """The job could not run now but may later: a remote endpoint's rate limit, overload or
+    lost connection. `retry_after`: the wait it asked for, in seconds (None: back off);
+    `max_tries`: tries before the job fails (None: the worker's setting)."""
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, max_tries: int | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.max_tries = max_tries
+
+
 class Cancelled(Exception):
     """Generation stopped because the job was cancelled or ran out of time."""
 

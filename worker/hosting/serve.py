@@ -66,12 +66,17 @@ class Serve:
         self._wake = threading.Event()
         self._stopping = False
         self._exits: list[ChildOutcome] = []
+        self._remote_exits: list[ChildOutcome] = []
         self._api_exits: list[ChildOutcome] = []
         self._server_exits: list[int] = []
         self._lock: IO[str] | None = None  # the home's serve lock, held while serving
 
     def _on_worker_exit(self, outcome: ChildOutcome) -> None:
         self._exits.append(outcome)
+        self._wake.set()
+
+    def _on_remote_exit(self, outcome: ChildOutcome) -> None:
+        self._remote_exits.append(outcome)
         self._wake.set()
 
     def _on_api_exit(self, outcome: ChildOutcome) -> None:
@@ -132,6 +137,10 @@ class Serve:
         address = self._start_server(paths)
         jobs = JobClient(address, self.settings)
         worker = WorkerChild(worker_env(address.celery_url), on_exit=self._on_worker_exit)
+        # Jobs on remote endpoints have a worker of their own (an I/O pool), when any is set.
+        remote = WorkerChild(
+            worker_env(address.celery_url), args=["--remote"], on_exit=self._on_remote_exit
+        )
         api = WorkerChild(worker_env(address.celery_url), on_exit=self._on_api_exit, role="api")
         keeper: BatchKeeper | None = None
         try:
@@ -142,10 +151,13 @@ class Serve:
                 keeper = BatchKeeper(address, self.settings)
                 keeper.start()
             worker.start()
+            if self.settings.endpoints:
+                remote.start()
             self._wait_worker_ready(worker, jobs.redis, after, ready)
-            self._supervise(worker, api, jobs)
+            self._supervise(worker, remote, api, jobs)
         finally:
             api.stop(timeout=10)
+            remote.stop()
             if keeper is not None:
                 keeper.stop()
             worker.stop()
@@ -156,11 +168,14 @@ class Serve:
                 self.server.stop()
         return 0
 
-    def _supervise(self, worker: WorkerChild, api: WorkerChild, jobs: JobClient) -> None:
-        """Until a stop signal: restart what dies (server, API, worker), replace a hung worker,
-        run the server again if the app that started it stopped it."""
-        backoff, api_backoff = RestartBackoff(), RestartBackoff()
+    def _supervise(
+        self, worker: WorkerChild, remote: WorkerChild, api: WorkerChild, jobs: JobClient
+    ) -> None:
+        """Until a stop signal: restart what dies (server, API, workers), replace a hung
+        worker, run the server again if the app that started it stopped it."""
+        backoff, api_backoff, remote_backoff = RestartBackoff(), RestartBackoff(), RestartBackoff()
         watch = HungWorkerWatch(self.settings.heartbeat_ttl)
+        remote_watch = HungWorkerWatch(self.settings.heartbeat_ttl)
         while True:
             self._wake.wait(watch.interval_s)
             self._wake.clear()
@@ -170,6 +185,14 @@ class Serve:
                 return
             if self._api_exits and not self._restart_api(api, api_backoff):
                 return
+            if self._remote_exits:
+                outcome = self._remote_exits.pop()
+                print(f"promptspool: remote {outcome}; restarting it", file=sys.stderr, flush=True)
+                if self._sleep(remote_backoff.delay(outcome.lived_s)):
+                    return
+                remote.start()
+            elif remote.running:
+                self._replace_if_hung(remote, remote_watch, jobs)
             if self._exits:
                 outcome = self._exits.pop()
                 print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)

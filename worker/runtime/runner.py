@@ -5,18 +5,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from worker.engine.api import Cancelled, EngineError, JobEngine, LoadOptions, StopSignal
+from worker.engine.api import (
+    Cancelled,
+    EngineError,
+    JobEngine,
+    LoadOptions,
+    RetryLater,
+    StopSignal,
+)
 from worker.jobs.job import JobState
 from worker.jobs.spec import JobSpec
 from worker.queue import keys
 from worker.queue.connection import is_queue_outage
 from worker.queue.ledger import AttemptSuperseded, Ledger
 from worker.queue.publisher import StreamPublisher, WorkerPublisher
+from worker.queue.replies import as_text
+from worker.remote.backoff import full_jitter
 from worker.runtime.cancels import CancelRegistry
 from worker.settings import Settings
 
@@ -36,6 +46,8 @@ class JobRunner:
     worker_id: str
     cancels: CancelRegistry
     shutting_down: threading.Event = field(default_factory=threading.Event)
+    # Told when a job starts waiting for its next try (a remote worker's retry timer).
+    on_deferred: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.client)
@@ -145,6 +157,9 @@ class JobRunner:
         except Cancelled as exc:
             self.publisher.close(stream)  # raises what stopped it, if its writes did
             return self._end_stopped(job_id, attempt, exc.reason, stats)
+        except RetryLater as exc:
+            self.publisher.close(stream)
+            return self._defer(job_id, attempt, exc)
         except (EngineError, ValueError) as exc:
             self.publisher.close(stream)
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
@@ -169,6 +184,21 @@ class JobRunner:
         stats["finish_reason"] = result.finish_reason
         self._finish(job_id, attempt, JobState.succeeded, None, stats)
         return "succeeded", None
+
+    def _defer(self, job_id: str, attempt: int, exc: RetryLater) -> tuple[str, int | None]:
+        """The endpoint asked us to come back later: the job waits for its next try in the
+        ledger, holding no worker, for what the endpoint asked (Retry-After), else a backoff
+        with full jitter; after remote_max_tries tries it fails with the endpoint's message."""
+        tries = int(as_text(self.client.hget(keys.job(job_id), "tries") or b"0"))
+        # `tries` failed so far, this one included: the next is try tries + 2.
+        delay = exc.retry_after if exc.retry_after is not None else full_jitter(tries + 2)
+        tries_allowed = exc.max_tries or self.settings.remote_max_tries
+        result = self.ledger.defer(job_id, attempt, time.time() + delay, exc.reason, tries_allowed)
+        log.info("job %s attempt %s: %s; %s (next try in %.1f s)", job_id, attempt, exc.reason,
+                 result, delay)  # fmt: skip
+        if result == "deferred" and self.on_deferred is not None:
+            self.on_deferred()
+        return result, None
 
     def _settle_after_outage(
         self, job_id: str, attempt: int, exc: BaseException

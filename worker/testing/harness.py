@@ -101,17 +101,29 @@ class Queue:
         return self.client.redis
 
     def start_worker(
-        self, timeout: float = 60.0, log: Path | None = None, **env: str
+        self, timeout: float = 60.0, log: Path | None = None, *, remote: bool = False, **env: str
     ) -> WorkerHandle:
-        """Start `promptspool worker` and wait for its ready event (its stderr to `log`)."""
+        """Start `promptspool worker` (`remote`: `worker --remote`, for jobs on remote
+        endpoints) and wait for its ready event (its stderr to `log`)."""
         after = last_event_id(self.redis)
-        child = WorkerChild({**self.env, **env}, args=["--loglevel", "WARNING"], log=log,
-                            die_with_parent=False)  # fmt: skip
+        args = ["--loglevel", "WARNING", *(["--remote"] if remote else [])]
+        child = WorkerChild({**self.env, **env}, args=args, log=log, die_with_parent=False)
         process = child.start()
         event = _announced(self.redis, process, after, timeout, "worker")
         handle = WorkerHandle(process, str(event.data["worker"]))
         self.workers.append(handle)
         return handle
+
+    def configure(self, **fields: Any) -> Settings:
+        """Write these settings to the home's settings file (workers read it, remote ones
+        before each job) and use them for this queue's client from now on."""
+        settings = Settings(home=self.home, **fields)
+        settings.save()
+        self.settings = Settings(home=self.home)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        return self.settings
 
     def wait_state(self, job_id: str, *states: str, timeout: float = 60.0) -> Event:
         """Wait (replaying the job's history) for a state event in one of `states`."""

@@ -1,0 +1,1 @@
+"""Jobs on remote OpenAI-compatible endpoints: streaming, shared limits and polite retries."""
