@@ -1,4 +1,4 @@
-"""The bearer-token dependency every endpoint but /health takes."""
+"""The bearer-token dependency every endpoint but /health takes (and the token's rate limit)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> None:
-    """401 unless the request carries `Authorization: Bearer <token>` with the current token."""
+    """401 unless the request carries `Authorization: Bearer <token>` with the current token;
+    then 429 if the token is over http_rate_limit_rpm. Only requests with the right token
+    count, so nobody without it can use up its budget. A plain `def`: FastAPI runs it in its
+    threadpool, where the limiter's (blocking) call to the queue holds up no other request.
+    A streamed answer counts once, here, when it starts."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' "
                        "(`promptspool token` prints it)", code="missing_token",
@@ -31,3 +35,5 @@ def require_token(
         raise ApiError(401, "wrong bearer token (`promptspool token` prints the current one)",
                        code="invalid_api_key", headers=_CHALLENGE)  # fmt: skip
     request.state.authorized = True
+    if ctx.limiter is not None:
+        ctx.limiter.check(credentials.credentials)
