@@ -210,6 +210,8 @@ class Commands(QObject):
         if not path:
             self.window.set_model_info("", "Choose a GGUF model to run the prompts with.")
             return
+        if self.settings.remote_target(path) is not None:
+            return  # a remote endpoint's model: the picker says where it runs
         try:
             info = await self.pool.run(read_model_info, path)
         except ValueError as exc:

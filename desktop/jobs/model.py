@@ -81,6 +81,7 @@ class JobsModel(QAbstractTableModel):
         self._rows: list[JobRow] = []
         self._index: dict[str, int] = {}
         self._active: set[str] = set()  # loading or running: their durations tick
+        self._waiting: set[str] = set()  # queued until a next try: their countdowns tick
         self._clock = time.time
 
     # --- Qt model API -----------------------------------------------------------------
@@ -147,6 +148,10 @@ class JobsModel(QAbstractTableModel):
         if column == Column.MODEL:
             return row.model
         if column == Column.PROGRESS:
+            if row.waiting:
+                return row.waiting_note(self._clock()) or ""
+            if row.note and row.phase == "loading":
+                return row.note
             return formatting.progress_text(row.phase, row.done, row.total, row.state.finished)
         if column == Column.LEFT:
             return formatting.duration(row.time_left)
@@ -195,6 +200,10 @@ class JobsModel(QAbstractTableModel):
             if row.state is JobState.cancelled:
                 return f"{text}\n{cancel_text(row.error, row.done)}"
             return text + (f"\n{row.error}" if row.error else "")
+        if column == Column.PROGRESS and row.waiting:
+            return row.waiting_note(self._clock())
+        if column == Column.PROGRESS and row.note and row.phase == "loading":
+            return row.note
         if column == Column.BATCH and row.batch:
             line = f"\nline {row.custom_id}" if row.custom_id else ""
             return f"batch {row.batch}{line}"
@@ -316,11 +325,12 @@ class JobsModel(QAbstractTableModel):
             self.dataChanged.emit(top, self.index(max(changed), Column.POSITION))
 
     def tick(self) -> None:
-        """Refresh the live durations of running jobs."""
-        active = [self._index[i] for i in self._active if i in self._index]
-        if active:
-            top = self.index(min(active), Column.DURATION)
-            self.dataChanged.emit(top, self.index(max(active), Column.DURATION))
+        """Refresh the live durations of running jobs and the countdowns of waiting ones."""
+        for ids, column in ((self._active, Column.DURATION), (self._waiting, Column.PROGRESS)):
+            rows = [self._index[i] for i in ids if i in self._index]
+            if rows:
+                top = self.index(min(rows), column)
+                self.dataChanged.emit(top, self.index(max(rows), column))
 
     def _changed(self, rows: Iterable[int], first: Column, last: Column) -> None:
         for at in sorted(rows):
@@ -329,9 +339,14 @@ class JobsModel(QAbstractTableModel):
     def _reindex(self) -> None:
         self._index = {row.id: at for at, row in enumerate(self._rows)}
         self._active = {row.id for row in self._rows if row.state.active}
+        self._waiting = {row.id for row in self._rows if row.waiting}
 
     def _track(self, row: JobRow) -> None:
         if row.state.active:
             self._active.add(row.id)
         else:
             self._active.discard(row.id)
+        if row.waiting:
+            self._waiting.add(row.id)
+        else:
+            self._waiting.discard(row.id)

@@ -45,6 +45,12 @@ class JobRow:
     eta: float | None = None
     batch: str | None = None  # the batch the job belongs to
     custom_id: str | None = None  # its line's custom_id in that batch
+    retry_at: float | None = None  # a remote job waiting for its next try: when it starts
+    tries: int = 0
+    max_tries: int | None = None
+    retry_note: str | None = None
+    # While it waits before it runs (an endpoint's slots all busy, its pace): why.
+    note: str | None = None
 
     @classmethod
     def from_job(cls, job: Job) -> JobRow:
@@ -79,12 +85,18 @@ class JobRow:
             tps=job.tokens_per_second,
             batch=origin.batch if origin is not None else None,
             custom_id=origin.custom_id if origin is not None else None,
+            retry_at=job.retry_at,
+            tries=job.tries,
+            max_tries=job.max_tries,
+            retry_note=job.retry_note,
         )
 
     def merged(self, newer: JobRow) -> JobRow:
         """`newer` (fresh from the ledger), keeping live progress the ledger does not store."""
         if newer.attempt != self.attempt or newer.state != self.state or newer.state.finished:
             return newer
+        if newer.state is JobState.loading and self.note:
+            return replace(newer, note=self.note)
         if newer.state is JobState.running and self.phase == "prompt" and newer.done == 0:
             return replace(newer, phase="prompt", done=self.done, total=self.total, eta=self.eta)
         if newer.state is JobState.running and self.phase == "generating":
@@ -99,6 +111,9 @@ class JobRow:
         if self.state is JobState.queued:
             return None
         phase = str(data.get("phase") or "")
+        if phase == "waiting":  # for a remote endpoint's slot or pace: loading, with why
+            return replace(self, phase="loading", done=0, total=0, note=str(data.get("note") or "")
+                           or None)  # fmt: skip
         if phase not in ("loading", "prompt", "generating"):
             return None
         tps = data.get("tps")
@@ -106,11 +121,31 @@ class JobRow:
         return replace(
             self,
             phase=phase,
+            note=None,
             done=int(data.get("done") or 0),
             total=int(data.get("total") or 0),
             tps=float(tps) if tps is not None and phase == "generating" else self.tps,
             eta=float(eta) if eta is not None else None,
         )
+
+    @property
+    def waiting(self) -> bool:
+        """A remote job queued until its next try (after a rate limit or an outage)."""
+        return self.state is JobState.queued and self.retry_at is not None
+
+    def waiting_note(self, at: float) -> str | None:
+        """What Job.waiting_note says at time `at`: 'rate limited (429): …, next try in
+        12 s (try 3 of 8)'; None unless the job waits for its next try."""
+        if not self.waiting:
+            return None
+        fields: dict[str, Any] = {  # the fields Job.waiting_note reads: its wording, not ours
+            "state": self.state,
+            "retry_at": self.retry_at,
+            "tries": self.tries,
+            "max_tries": self.max_tries,
+            "retry_note": self.retry_note,
+        }
+        return Job.model_construct(**fields).waiting_note(at)
 
     @property
     def fraction(self) -> float | None:

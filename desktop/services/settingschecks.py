@@ -21,6 +21,9 @@ LABELS = {
     "system_prompt": "System prompt",
     "prompt_format": "Prompt format",
     "http_port": "HTTP API port",
+    "http_rate_limit_rpm": "HTTP API rate limit",
+    "endpoints": "Endpoints",
+    "remote_max_tries": "Tries of a remote job",
 }
 
 
@@ -39,6 +42,9 @@ def _label(name: str) -> str:
 class SettingsChecks:
     """Checks values against the settings model, the model file and its trained context.
 
+    A model named `NAME/MODEL` of one of the endpoints (as the values have them) is remote:
+    it has no file to check.
+
     A model file is read once per version of it (path, size, modification time).
     """
 
@@ -56,6 +62,8 @@ class SettingsChecks:
                 reason = error_message(exc.errors(include_url=False)[0], Settings)
                 found.errors[name] = f"{_label(name)}: {reason}"
         model = values.get("model")
+        if model is not None and trial.remote_target(str(model)) is not None:
+            return found  # NAME/MODEL of an endpoint: no local file to check
         if model is not None and "model" not in found.errors:
             info = self.model_info(Path(model))
             if isinstance(info, str):

@@ -43,6 +43,7 @@ WELCOME_TEXT = (
 )
 ERROR_TINT = "#dc2626"
 NEUTRAL_TINT = "#8b8f98"  # a cancel is no error
+WAITING_STYLE = "QLabel { color: #b45309; }"  # a remote job waiting for its next try
 HINT_TEXT = (
     "Select a job to see its output stream in.<br><br>"
     "Write a prompt in the editor and press <b>Ctrl+Enter</b>, or drop prompt files "
@@ -143,6 +144,12 @@ class DetailPane(QWidget):
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.stats)
 
+        self.waiting = QLabel()
+        self.waiting.setWordWrap(True)
+        self.waiting.setStyleSheet(WAITING_STYLE)
+        self.waiting.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.waiting.hide()
+
         self.error = Banner()
         self.error.hide()
 
@@ -166,6 +173,7 @@ class DetailPane(QWidget):
         layout.addWidget(self.meta)
         layout.addWidget(self.parent_link)
         layout.addLayout(progress_row)
+        layout.addWidget(self.waiting)
         layout.addWidget(self.error)
         layout.addWidget(self.tabs, 1)
         return page
@@ -336,11 +344,16 @@ class DetailPane(QWidget):
         self._render(job)
 
     def set_queue_position(self, position: int | None) -> None:
-        """The job's place in the queue as the table has it (1 runs next; None: not queued)."""
+        """The job's place in the queue as the table has it (1 runs next; None: not queued).
+
+        Called whenever the table's rows change, its once-a-second tick included: a job
+        waiting for its next try counts down here with the table."""
         if position != self._position:
             self._position = position
             if self.job is not None:
                 self._render_meta(self.job)
+        if self.job is not None and self.job.retry_at is not None:
+            self._render_waiting(self.job)
 
     def set_raw(self, raw: bool) -> None:
         """Show output as raw text (True) or as Markdown."""
@@ -438,6 +451,7 @@ class DetailPane(QWidget):
             self.error.setText(job.error or "")
         self.error.setVisible(bool(job.error) and job.state is not JobState.queued)
         self.error.update()
+        self._render_waiting(job)
         if job.state.finished or job.state is JobState.queued:
             self._set_progress(
                 job.completion_tokens, max(job.spec.max_tokens, 1), job.tokens_per_second, None
@@ -445,6 +459,12 @@ class DetailPane(QWidget):
             if job.state is JobState.succeeded:
                 self.progress.setValue(self.progress.maximum())
         self._render_attempts(job)
+
+    def _render_waiting(self, job: Job) -> None:
+        """'rate limited (429): …, next try in 12 s (try 3 of 8)' while a remote job waits."""
+        note = job.waiting_note()
+        self.waiting.setText(f"Waiting: {note}" if note else "")
+        self.waiting.setVisible(bool(note))
 
     def _render_parent(self, job: Job) -> None:
         parent = job.spec.parent

@@ -198,12 +198,14 @@ class EditorPanel(QWidget):
 
     def apply_defaults(self, settings: Settings) -> None:
         """Start new jobs from the settings' defaults (the same as the command line's); while
-        following up, they apply once that ends."""
+        following up, they apply once that ends. The model list offers the settings'
+        endpoints' models too."""
         defaults = {
             **{name: getattr(settings, name) for name in SAMPLING_FIELDS},
             "system": settings.system_prompt,
             "prompt_format": settings.prompt_format,
         }
+        self.picker.set_settings(settings)
         if self._before is not None:
             self._before.update(defaults)
         else:

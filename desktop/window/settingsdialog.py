@@ -1,4 +1,5 @@
-"""The settings dialog: job defaults, the worker's GPU and context, the HTTP API, the desktop."""
+"""The settings dialog: job defaults, the worker's GPU and context, remote endpoints, the HTTP
+API, the desktop."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -32,6 +34,7 @@ from desktop.common.promptformat import PromptFormatBox
 from desktop.common.sampling import SamplingFields
 from desktop.services.httpapi import ApiState, ApiStatus
 from desktop.services.settingschecks import SettingsChecks
+from desktop.window.endpointlist import EndpointList
 from desktop.window.modelpicker import ask_model_file
 from worker.api.token import TokenFile
 from worker.jobs.validation import describe_validation_error, field_bounds
@@ -201,6 +204,25 @@ class SettingsDialog(QDialog):
         self.notify_sound = QCheckBox("Play a sound with notifications")
         self.notifications.toggled.connect(self.notify_sound.setEnabled)
         self.keep_in_tray = QCheckBox("Keep the queue running in the tray when the window closes")
+        self._build_remote_fields()
+
+    def _build_remote_fields(self) -> None:
+        self.api_rate = QDoubleSpinBox()
+        self.api_rate.setRange(0, field_bounds(Settings, "http_rate_limit_rpm")[1])
+        self.api_rate.setDecimals(1)
+        self.api_rate.setGroupSeparatorShown(True)
+        self.api_rate.setSpecialValueText("no limit")
+        self.api_rate.setSuffix(" requests/min per token")
+        self.api_rate.setToolTip(
+            "Requests a minute each API token may make; more are answered 429 with Retry-After"
+        )
+        self.endpoint_list = EndpointList(self.settings)
+        self.remote_tries = _setting_box("remote_max_tries")
+        self.remote_tries.setToolTip(
+            "Tries of a remote job that a rate limit (429), an overloaded endpoint (5xx) or a "
+            "lost connection interrupts, before it fails"
+        )
+        self.notes["endpoints"] = _note()
 
     def _build_groups(self, can_restart_worker: bool) -> list[QGroupBox]:
         engine = QFormLayout()
@@ -228,15 +250,6 @@ class SettingsDialog(QDialog):
         prompting.addRow("", self.notes["prompt_format"])
         sampling.addLayout(prompting)
         sampling.addWidget(self.sampling)
-        api = QVBoxLayout()
-        port_row = QHBoxLayout()
-        port_row.addWidget(self.api_on)
-        port_row.addWidget(self.api_port)
-        port_row.addStretch(1)
-        port_row.addWidget(self.copy_token)
-        api.addLayout(port_row)
-        api.addWidget(self.api_where)
-        self.api_where.setText(self._api_text())
         desktop = QVBoxLayout()
         desktop.addWidget(self.notifications)
         desktop.addWidget(self.notify_sound)
@@ -251,7 +264,8 @@ class SettingsDialog(QDialog):
         for title, inner in (
             ("Model and GPU", engine),
             ("Defaults for new jobs", sampling),
-            ("HTTP API", api),
+            ("Remote endpoints", self._remote_layout()),
+            ("HTTP API", self._api_layout()),
             ("Desktop", desktop),
             ("Folders", folders),
         ):
@@ -259,6 +273,41 @@ class SettingsDialog(QDialog):
             box.setLayout(inner)
             boxes.append(box)
         return boxes
+
+    def _api_layout(self) -> QVBoxLayout:
+        api = QVBoxLayout()
+        port_row = QHBoxLayout()
+        port_row.addWidget(self.api_on)
+        port_row.addWidget(self.api_port)
+        port_row.addStretch(1)
+        port_row.addWidget(self.copy_token)
+        api.addLayout(port_row)
+        api.addWidget(self.api_where)
+        self.api_where.setText(self._api_text())
+        rate_row = QHBoxLayout()
+        rate_label = QLabel("Rate limit:")
+        rate_label.setBuddy(self.api_rate)
+        rate_row.addWidget(rate_label)
+        rate_row.addWidget(self.api_rate)
+        rate_row.addStretch(1)
+        api.addLayout(rate_row)
+        return api
+
+    def _remote_layout(self) -> QVBoxLayout:
+        remote = QVBoxLayout()
+        remote_note = QLabel(
+            "A job whose model is NAME/MODEL runs MODEL on the endpoint NAME (an "
+            "OpenAI-compatible API)."
+        )
+        remote_note.setWordWrap(True)
+        remote_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        remote.addWidget(remote_note)
+        remote.addWidget(self.endpoint_list)
+        remote.addWidget(self.notes["endpoints"])
+        tries = QFormLayout()
+        tries.addRow("Tries of a remote job:", self.remote_tries)
+        remote.addLayout(tries)
+        return remote
 
     def load(self, settings: Settings) -> None:
         self.model.setText(str(settings.model) if settings.model else "")
@@ -274,6 +323,8 @@ class SettingsDialog(QDialog):
         self.notify_sound.setChecked(settings.notify_sound)
         self.notify_sound.setEnabled(settings.notifications)
         self.keep_in_tray.setChecked(settings.keep_in_tray)
+        self.api_rate.setValue(settings.http_rate_limit_rpm or 0)
+        self.remote_tries.setValue(settings.remote_max_tries)
 
     def values(self) -> dict[str, Any]:
         model = self.model.text().strip()
@@ -288,6 +339,9 @@ class SettingsDialog(QDialog):
             "notifications": self.notifications.isChecked(),
             "notify_sound": self.notify_sound.isChecked(),
             "keep_in_tray": self.keep_in_tray.isChecked(),
+            "http_rate_limit_rpm": self.api_rate.value() or None,
+            "endpoints": self.endpoint_list.endpoints(),
+            "remote_max_tries": self.remote_tries.value(),
         }
 
     def updated(self) -> Settings:
@@ -306,6 +360,7 @@ class SettingsDialog(QDialog):
         self.prompt_format.currentIndexChanged.connect(self.check)
         for box in self.sampling.boxes.values():
             box.valueChanged.connect(self.check)
+        self.endpoint_list.changed.connect(self.check)
 
     def check(self) -> bool:
         """Show why values cannot be used (and warnings) beside their fields; Save is on only
@@ -330,7 +385,11 @@ class SettingsDialog(QDialog):
             return
         try:
             updated = self.updated()
-            updated.save()
+            keys = updated.keys
+            updated.endpoints = self.endpoint_list.endpoints_to_save(keys)
+            updated.save()  # stores the keys typed; writes none to the settings file
+            self.endpoint_list.drop_stale_keys(keys, updated.endpoints)
+            updated.endpoints = [e.without_key() for e in updated.endpoints]
         except ValidationError as exc:
             self._fail(describe_validation_error(exc))
             return
