@@ -17,6 +17,7 @@ from bench import (
     openai_api,
     peer,
     reliability,
+    remote,
     steady,
     streaming,
 )
@@ -59,6 +60,8 @@ def main() -> None:
         "peer": peer.run,
         # One job's decode through the queue (defaults) vs raw at its best thread count.
         "steady_decode": steady.run,
+        # Remote endpoints: 200 jobs under a remote's rate limit; remote jobs beside the GPU's.
+        "remote": remote.run,
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

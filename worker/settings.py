@@ -43,8 +43,10 @@ from worker.paths import AppPaths
 DEFAULT_HTTP_PORT = 8765
 
 
-def _config_file() -> Path:
-    return AppPaths.resolve().config_file
+def _config_file(home: Any = None) -> Path:
+    """The settings file: under `home` when given (Settings(home=...)), else under
+    PROMPTSPOOL_HOME or the platform's config dir."""
+    return AppPaths.resolve(Path(home) if home else None).config_file
 
 
 class SettingsFileError(ValueError):
@@ -236,10 +238,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = getattr(init_settings, "init_kwargs", {}).get("home")
         return (
             init_settings,
             env_settings,
-            _SettingsFile(settings_cls, json_file=_config_file()),
+            _SettingsFile(settings_cls, json_file=_config_file(home)),
         )
 
     def job_defaults(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStatusBar, QWidget
 
 from desktop.services.httpapi import ApiState, ApiStatus
 from worker.engine.hardware import GpuMemory
+from worker.queue.celery_app import REMOTE_QUEUE
 
 GOOD = QColor("#16a34a")
 WARN = QColor("#d97706")
@@ -141,7 +142,11 @@ class QueueStatusBar(QStatusBar):
         busy = sum(1 for w in workers if w.get("job"))
         if count:
             text = f"{count} worker{'s' if count != 1 else ''}" + (f", {busy} busy" if busy else "")
-            tip = "\n".join(f"{w.get('id')} (pid {w.get('pid')})" for w in workers)
+            tip = "\n".join(
+                f"{w.get('id')} (pid {w.get('pid')})"
+                + (": remote endpoints" if w.get("queue") == REMOTE_QUEUE else "")
+                for w in workers
+            )
             self.workers.set(GOOD, text, tip + (f"\n{note}" if note else ""))
         else:
             self.workers.set(BAD if not note else WARN, "No worker", note or "No worker is alive.")

@@ -42,6 +42,18 @@ def test_the_pacer_spaces_requests_on_the_servers_clock(queue: Queue) -> None:
     assert pacer.reserve("other", 120) == 0, "each endpoint has its own pace"
 
 
+def test_a_429_holds_every_request_then_lets_them_go_one_by_one(queue: Queue) -> None:
+    pacer = Pacer(queue.redis)
+    assert pacer.reserve("lab") == 0 and pacer.reserve("lab") == 0, "unpaced until a 429"
+    assert pacer.slow_down("lab", 0.4) == 0.4
+    assert pacer.slow_down("lab", 0.2) == 0.4, "the longest wait asked for is kept"
+    waits = [pacer.reserve("lab") for _ in range(3)]
+    assert waits[0] == pytest.approx(0.4, abs=0.05), "nobody starts before the 429's wait"
+    assert waits[1] - waits[0] == pytest.approx(0.4, abs=0.05)
+    assert waits[2] - waits[1] == pytest.approx(0.4, abs=0.05)
+    assert pacer.reserve("other") == 0
+
+
 @pytest.fixture
 def limited_remote(remote_models: Path) -> Iterator[Remote]:
     """A remote whose API takes 300 requests a minute per token (a burst of 5)."""

@@ -19,15 +19,22 @@ class EngineError(RuntimeError):
 class RetryLater(EngineError):
     """The job could not run now but may later: a remote endpoint's rate limit, overload or
     lost connection. `retry_after`: the wait it asked for, in seconds (None: back off);
-    `max_tries`: tries before the job fails (None: the worker's setting)."""
+    `max_tries`: tries before the job fails (None: the worker's setting); `rate_limited`:
+    the endpoint refused for its rate limit (429), not for a fault."""
 
     def __init__(
-        self, reason: str, retry_after: float | None = None, max_tries: int | None = None
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        max_tries: int | None = None,
+        *,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.max_tries = max_tries
+        self.rate_limited = rate_limited
 
 
 class Cancelled(Exception):

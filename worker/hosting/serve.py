@@ -183,22 +183,16 @@ class Serve:
                 return
             if self._server_exits and not self._restart_server():
                 return
-            if self._api_exits and not self._restart_api(api, api_backoff):
+            if self._api_exits and not self._restart(api, self._api_exits, api_backoff):
                 return
             if self._remote_exits:
-                outcome = self._remote_exits.pop()
-                print(f"promptspool: remote {outcome}; restarting it", file=sys.stderr, flush=True)
-                if self._sleep(remote_backoff.delay(outcome.lived_s)):
+                if not self._restart(remote, self._remote_exits, remote_backoff, "remote "):
                     return
-                remote.start()
             elif remote.running:
                 self._replace_if_hung(remote, remote_watch, jobs)
             if self._exits:
-                outcome = self._exits.pop()
-                print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
-                if self._sleep(backoff.delay(outcome.lived_s)):
+                if not self._restart(worker, self._exits, backoff):
                     return
-                worker.start()
             elif worker.running:
                 self._take_over_server(jobs)
                 self._replace_if_hung(worker, watch, jobs)
@@ -219,13 +213,21 @@ class Serve:
                 raise
         return QueueAddress.from_url(info.celery_url())
 
-    def _restart_api(self, api: WorkerChild, backoff: RestartBackoff) -> bool:
-        """Start the HTTP API again after its backoff; False if a stop signal came first."""
-        outcome = self._api_exits.pop()
-        print(f"promptspool: {outcome}; restarting it", file=sys.stderr, flush=True)
+    def _restart(
+        self,
+        child: WorkerChild,
+        exits: list[ChildOutcome],
+        backoff: RestartBackoff,
+        what: str = "",
+    ) -> bool:
+        """Start a child that exited (its last outcome in `exits`) again after its backoff;
+        False if a stop signal came first."""
+        outcome = exits.pop()
+        exits.clear()
+        print(f"promptspool: {what}{outcome}; restarting it", file=sys.stderr, flush=True)
         if self._sleep(backoff.delay(outcome.lived_s)):
             return False
-        api.start()
+        child.start()
         return True
 
     def _take_over_server(self, jobs: JobClient) -> None:

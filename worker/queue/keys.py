@@ -28,6 +28,11 @@ def endpoint_pace(name: str) -> str:
     return f"{PREFIX}endpoint:{name}:pace"
 
 
+def endpoint_learned_pace(name: str) -> str:
+    """The interval between requests the endpoint's last 429s asked for (ms)."""
+    return f"{PREFIX}endpoint:{name}:learned-pace"
+
+
 def job(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}"
 

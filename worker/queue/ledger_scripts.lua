@@ -28,6 +28,14 @@ local function enqueue(id, rank, resumed)
   local front = resumed and 500000000000 or 0
   redis.call('ZADD', P .. 'queue', rank * 1000000000000 - front + qseq, id)
 end
+-- A cancel asked for while the attempt ran: the job ends cancelled (never requeued).
+local function end_cancelled(id, attempt, now)
+  local err = 'cancelled by the user'
+  redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
+  record_attempt(id, 'cancelled', err, now)
+  emit(id, {type = 'state', state = 'cancelled', attempt = num(attempt), error = err, t = num(now)})
+  return 'cancelled'
+end
 local RESET = {'started_at', 'finished_at', 'error', 'prompt_tokens', 'completion_tokens',
   'tokens_per_second', 'worker', 'cancel', 'finish_reason', 'retry_at', 'retry_note'}
 --@submit  ARGV: id, spec_json, rank, now, origin_json ('' for none)
@@ -112,13 +120,7 @@ local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank', 'cancel')
 if tonumber(h[2]) ~= tonumber(ARGV[2]) then return 'stale' end
 if h[1] ~= 'loading' and h[1] ~= 'running' then return 'stale' end
 redis.call('SREM', P .. 'running', id)
-if h[4] then
-  local err = 'cancelled by the user'
-  redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
-  record_attempt(id, 'cancelled', err, now)
-  emit(id, {type = 'state', state = 'cancelled', attempt = num(h[2]), error = err, t = num(now)})
-  return 'cancelled'
-end
+if h[4] then return end_cancelled(id, h[2], now) end
 local lost = redis.call('HINCRBY', jkey(id), 'lost', tonumber(ARGV[6]))
 record_attempt(id, 'failed', reason, now)
 if lost >= tonumber(ARGV[4]) then
@@ -175,13 +177,7 @@ local h = redis.call('HMGET', jkey(id), 'state', 'attempt', 'rank', 'cancel')
 if tonumber(h[2]) ~= tonumber(ARGV[2]) then return 'stale' end
 if h[1] ~= 'loading' and h[1] ~= 'running' then return 'stale' end
 redis.call('SREM', P .. 'running', id)
-if h[4] then
-  local err = 'cancelled by the user'
-  redis.call('HSET', jkey(id), 'state', 'cancelled', 'finished_at', now, 'error', err)
-  record_attempt(id, 'cancelled', err, now)
-  emit(id, {type = 'state', state = 'cancelled', attempt = num(h[2]), error = err, t = num(now)})
-  return 'cancelled'
-end
+if h[4] then return end_cancelled(id, h[2], now) end
 local tries = redis.call('HINCRBY', jkey(id), 'tries', 1)
 record_attempt(id, 'failed', reason, now)
 if tries >= max_tries then

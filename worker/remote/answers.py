@@ -19,13 +19,22 @@ class EndpointFailure(RuntimeError):
     """A request to an endpoint failed; the message names the endpoint and the reason.
 
     `retry`: whether another try may succeed (rate limit, overload, lost connection);
-    `retry_after`: how long the endpoint asked us to wait, in seconds (None: it did not say).
+    `retry_after`: how long the endpoint asked us to wait, in seconds (None: it did not say);
+    `rate_limited`: a 429, which asks every request to the endpoint to slow down.
     """
 
-    def __init__(self, message: str, *, retry: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry: bool = False,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ):
         super().__init__(message)
         self.retry = retry
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 def describe(endpoint: Endpoint) -> str:
@@ -49,8 +58,12 @@ def status_failure(
         reason = f"rate limited (429): {message or 'too many requests'}"
     else:
         reason = f"{status}: {message or _short(body) or 'no message'}"
-    return EndpointFailure(f"{describe(endpoint)}: {reason}", retry=retry,
-                           retry_after=retry_after(headers))  # fmt: skip
+    return EndpointFailure(
+        f"{describe(endpoint)}: {reason}",
+        retry=retry,
+        retry_after=retry_after(headers),
+        rate_limited=status == 429,
+    )
 
 
 def error_message(body: bytes) -> str | None:

@@ -129,6 +129,8 @@ class RemoteEngine:
                 return self._run(call, holder, stop, on_progress)
             except RetryLater as exc:  # the tries the settings allow now (they may be edited)
                 exc.max_tries = settings.remote_max_tries
+                if exc.rate_limited:  # every request to it waits, and then goes one by one
+                    self._slow_down(endpoint, exc.retry_after)
                 raise
         finally:
             try:
@@ -155,18 +157,26 @@ class RemoteEngine:
             _pause(stop, POLL_S)
 
     def _wait_turn(self, endpoint: Endpoint, stop: StopSignal, on_progress: ProgressFn) -> None:
-        """Start no sooner than the endpoint's requests_per_minute allows."""
-        if endpoint.requests_per_minute is None:
-            return
+        """Start no sooner than the endpoint's requests_per_minute allows, nor than the pace
+        its last 429s asked for (see Pacer)."""
         wait = self.pacer.reserve(endpoint.name, endpoint.requests_per_minute)
         if wait <= 0:
             return
-        note = (f"waiting {wait:.1f} s: endpoint {endpoint.name!r} takes "
-                f"{endpoint.requests_per_minute:g} requests a minute")  # fmt: skip
+        if endpoint.requests_per_minute is not None:
+            why = f"takes {endpoint.requests_per_minute:g} requests a minute"
+        else:
+            why = "asked us to slow down (429)"
+        note = f"waiting {wait:.1f} s: endpoint {endpoint.name!r} {why}"
         on_progress("waiting", done=0, total=1, note=note)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             _pause(stop, min(left, POLL_S))
+
+    def _slow_down(self, endpoint: Endpoint, retry_after: float | None) -> None:
+        try:
+            self.pacer.slow_down(endpoint.name, retry_after)
+        except redis.RedisError as exc:
+            log.warning("could not note endpoint %r's rate limit: %s", endpoint.name, exc)
 
     # --- the request ------------------------------------------------------------------
 
@@ -218,7 +228,9 @@ class RemoteEngine:
         except EndpointFailure as exc:
             message = redact(str(exc), call.key)
             failure: Exception = (
-                RetryLater(message, exc.retry_after) if exc.retry else EngineError(message)
+                RetryLater(message, exc.retry_after, rate_limited=exc.rate_limited)
+                if exc.retry
+                else EngineError(message)
             )
             call.post(FAILED, failure)
         except httpx.HTTPError as exc:  # the connection failed or broke off

@@ -39,14 +39,29 @@ redis.call('PEXPIRE', KEYS[1], 2 * lease)
 return 1
 """
 )
-# ARGV: interval_ms -> ms to wait before this request may start (its start is reserved)
+# KEYS: pace (next start, ms), learned (interval the endpoint's 429s asked for, ms)
+# ARGV: interval_ms (0: none set) -> ms to wait before this request may start (reserved)
 _PACE = (
     _NOW_MS
     + """
-local interval = tonumber(ARGV[1])
+local interval = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[2]) or 0))
 local start = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
-redis.call('SET', KEYS[1], start + interval, 'PX', start + interval - now + 60000)
+if interval > 0 then
+  redis.call('SET', KEYS[1], start + interval, 'PX', start + interval - now + 60000)
+end
 return start - now
+"""
+)
+# KEYS: as _PACE; ARGV: the 429's wait in ms, how long the learned pace lasts (ms)
+_SLOW_DOWN = (
+    _NOW_MS
+    + """
+local wait = tonumber(ARGV[1])
+local learned = math.max(tonumber(redis.call('GET', KEYS[2]) or 0), wait)
+redis.call('SET', KEYS[2], learned, 'PX', tonumber(ARGV[2]))
+local start = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now + wait)
+redis.call('SET', KEYS[1], start, 'PX', start - now + 60000)
+return learned
 """
 )
 
@@ -89,14 +104,41 @@ class EndpointSlots:
 
 
 class Pacer:
-    """Spaces the requests to an endpoint evenly at its requests_per_minute, across every
-    worker: each request reserves the next start time on the server's clock."""
+    """Spaces the requests to an endpoint across every worker: each request reserves the
+    next start time on the server's clock, one interval after the last.
+
+    The interval is the endpoint's requests_per_minute, when set; and after a 429, the wait
+    it asked for (the longest in the last LEARNED_S seconds). A 429 also holds every request
+    until that wait is over: then they go one by one at that pace instead of all at once
+    (for a token-bucket limiter, its Retry-After is about the time one request's token takes
+    to come back). A minute without a 429 and the endpoint is run unpaced again.
+    """
+
+    LEARNED_S = 60.0
+    DEFAULT_WAIT_S = 1.0  # a 429 that says nothing of when to come back
 
     def __init__(self, client: redis.Redis) -> None:
         self._pace = client.register_script(_PACE)
+        self._slow_down = client.register_script(_SLOW_DOWN)
 
-    def reserve(self, endpoint: str, per_minute: float) -> float:
+    def reserve(self, endpoint: str, per_minute: float | None = None) -> float:
         """Seconds until this request may start (0: now); its start is reserved."""
-        interval_ms = max(1, round(60_000 / per_minute))
-        wait_ms: Any = self._pace(keys=[keys.endpoint_pace(endpoint)], args=[interval_ms])
+        interval_ms = max(1, round(60_000 / per_minute)) if per_minute else 0
+        wait_ms: Any = self._pace(keys=self._keys(endpoint), args=[interval_ms])
         return max(0, int(wait_ms)) / 1000
+
+    def slow_down(self, endpoint: str, retry_after: float | None) -> float:
+        """The endpoint answered 429, asking to wait `retry_after` s (None: it did not say):
+        no request starts before then, and they keep that pace for a while. The interval
+        now kept, in seconds."""
+        wait_ms = max(
+            1, round(1000 * (self.DEFAULT_WAIT_S if retry_after is None else retry_after))
+        )
+        learned: Any = self._slow_down(
+            keys=self._keys(endpoint), args=[wait_ms, round(self.LEARNED_S * 1000)]
+        )
+        return int(learned) / 1000
+
+    @staticmethod
+    def _keys(endpoint: str) -> list[str]:
+        return [keys.endpoint_pace(endpoint), keys.endpoint_learned_pace(endpoint)]
