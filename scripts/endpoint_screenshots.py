@@ -3,8 +3,9 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m scripts.endpoint_screenshots [--out DIR]
 
 Writes endpoints-settings.png (the settings dialog's Remote endpoints), endpoint-form.png
-(editing one, its Test answered) and model-picker-remote.png (the editor's model list open,
-with an endpoint's models and another's failure).
+(editing one, its Test answered) model-picker-remote.png (the editor's model list open,
+with an endpoint's models and another's failure) and remote-jobs.png (the jobs table with
+remote jobs waiting out a 429, waiting for a slot, streaming, failed).
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop.app import make_application
+from desktop.jobs.filtering import JobsFilter
+from desktop.jobs.model import JobsModel
+from desktop.jobs.row import JobRow
+from desktop.jobs.table import JobsTable
 from desktop.window.editor import EditorPanel
 from desktop.window.endpointform import EndpointForm
 from desktop.window.settingsdialog import SettingsDialog
 from worker.endpoints.config import Endpoint
+from worker.jobs.job import Job, JobState
+from worker.jobs.spec import JobSpec
 from worker.settings import load_settings
 
 MODELS = ["llama-3.1-8b-instruct", "qwen2.5-7b-instruct", "mistral-nemo-12b"]
@@ -150,6 +157,55 @@ def scenes(app: QApplication, out: Path, home: Path, lab_url: str) -> None:
     print(f"wrote {out / 'model-picker-remote.png'}")
     combo.hidePopup()
     editor.close()
+    jobs_scene(out)
+
+
+def jobs_scene(out: Path) -> None:
+    """The jobs table with remote jobs: one waiting out a 429, one waiting for a slot, one
+    streaming, one failed on a refused key (real JobRows from real Job records)."""
+    now = time.time()
+
+    def job(n: int, title: str, state: JobState, **fields: object) -> Job:
+        spec = JobSpec(model="lab/qwen2.5-7b-instruct", prompt=title, title=title)
+        values: dict[str, object] = {"id": f"{n:012x}", "spec": spec, "state": state,
+                                     "seq": n, "created_at": now - 60 + n, **fields}  # fmt: skip
+        return Job.model_validate(values)
+
+    jobs = [
+        job(1, "summary-01.md", JobState.succeeded, started_at=now - 50, finished_at=now - 41,
+            completion_tokens=212, tokens_per_second=38.5),
+        job(2, "summary-02.md", JobState.running, started_at=now - 9, completion_tokens=143,
+            tokens_per_second=41.2),
+        job(3, "summary-03.md", JobState.loading, started_at=now - 2),
+        job(4, "summary-04.md", JobState.queued, attempt=3, retry_at=now + 12, tries=2,
+            max_tries=8, retry_note="rate limited (429)"),
+        job(5, "summary-05.md", JobState.queued, queue_position=1),
+        job(6, "summary-06.md", JobState.failed, started_at=now - 30, finished_at=now - 29,
+            error="endpoint 'lab' (http://gpu-box:8080/v1): the key was refused (401): "
+            "wrong bearer token"),
+    ]  # fmt: skip
+    model = JobsModel()
+    rows = [JobRow.from_job(j) for j in jobs]
+    waiting = rows[2].with_progress(
+        {
+            "attempt": 1,
+            "phase": "waiting",
+            "brief": "lab: 2/2 busy",
+            "note": "waiting for endpoint 'lab': 2 of 2 requests busy",
+        }
+    )
+    streaming = rows[1].with_progress(
+        {"attempt": 1, "phase": "generating", "done": 143, "total": 512, "tps": 41.2, "eta": 9}
+    )
+    assert waiting is not None and streaming is not None
+    rows[1], rows[2] = streaming, waiting
+    model.sync(rows)
+    table = JobsTable(model, JobsFilter(model))
+    table.resize(1180, 260)
+    table.show()
+    QTest.qWait(200)
+    save(table, out / "remote-jobs.png")
+    table.close()
 
 
 if __name__ == "__main__":

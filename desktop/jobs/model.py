@@ -149,9 +149,9 @@ class JobsModel(QAbstractTableModel):
             return row.model
         if column == Column.PROGRESS:
             if row.waiting:
-                return row.waiting_note(self._clock()) or ""
+                return row.waiting_note(self._clock(), brief=True) or ""
             if row.note and row.phase == "loading":
-                return row.note
+                return row.brief or row.note
             return formatting.progress_text(row.phase, row.done, row.total, row.state.finished)
         if column == Column.LEFT:
             return formatting.duration(row.time_left)

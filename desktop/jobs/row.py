@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.jobs.job import Job, JobState
+from worker.jobs.target import remote_target
 
 CANCEL_BEFORE_START = "cancelled before it started"
 
@@ -49,8 +50,10 @@ class JobRow:
     tries: int = 0
     max_tries: int | None = None
     retry_note: str | None = None
-    # While it waits before it runs (an endpoint's slots all busy, its pace): why.
+    # While it waits before it runs (an endpoint's slots all busy, its pace): why, and in
+    # a few words for the table.
     note: str | None = None
+    brief: str | None = None
 
     @classmethod
     def from_job(cls, job: Job) -> JobRow:
@@ -70,7 +73,7 @@ class JobRow:
             state=job.state,
             attempt=job.attempt,
             title=job.title or job.id,
-            model=Path(job.model).name,
+            model=job.model if remote_target(job.model) else Path(job.model).name,
             priority=job.priority,
             created_at=job.created_at,
             started_at=job.started_at,
@@ -96,7 +99,7 @@ class JobRow:
         if newer.attempt != self.attempt or newer.state != self.state or newer.state.finished:
             return newer
         if newer.state is JobState.loading and self.note:
-            return replace(newer, note=self.note)
+            return replace(newer, note=self.note, brief=self.brief)
         if newer.state is JobState.running and self.phase == "prompt" and newer.done == 0:
             return replace(newer, phase="prompt", done=self.done, total=self.total, eta=self.eta)
         if newer.state is JobState.running and self.phase == "generating":
@@ -112,8 +115,9 @@ class JobRow:
             return None
         phase = str(data.get("phase") or "")
         if phase == "waiting":  # for a remote endpoint's slot or pace: loading, with why
-            return replace(self, phase="loading", done=0, total=0, note=str(data.get("note") or "")
-                           or None)  # fmt: skip
+            note, brief = str(data.get("note") or "") or None, str(data.get("brief") or "")
+            return replace(self, phase="loading", done=0, total=0, note=note,
+                           brief=brief or note)  # fmt: skip
         if phase not in ("loading", "prompt", "generating"):
             return None
         tps = data.get("tps")
@@ -122,6 +126,7 @@ class JobRow:
             self,
             phase=phase,
             note=None,
+            brief=None,
             done=int(data.get("done") or 0),
             total=int(data.get("total") or 0),
             tps=float(tps) if tps is not None and phase == "generating" else self.tps,
@@ -133,7 +138,7 @@ class JobRow:
         """A remote job queued until its next try (after a rate limit or an outage)."""
         return self.state is JobState.queued and self.retry_at is not None
 
-    def waiting_note(self, at: float) -> str | None:
+    def waiting_note(self, at: float, *, brief: bool = False) -> str | None:
         """What Job.waiting_note says at time `at`: 'rate limited (429): …, next try in
         12 s (try 3 of 8)'; None unless the job waits for its next try."""
         if not self.waiting:
@@ -145,7 +150,7 @@ class JobRow:
             "max_tries": self.max_tries,
             "retry_note": self.retry_note,
         }
-        return Job.model_construct(**fields).waiting_note(at)
+        return Job.model_construct(**fields).waiting_note(at, brief=brief)
 
     @property
     def fraction(self) -> float | None:

@@ -294,8 +294,9 @@ def test_a_queued_job_waiting_for_its_next_try_counts_down(qtbot: QtBot) -> None
     model._clock = lambda: clock[0]
     model.sync([JobRow.from_job(job)])
     cell = model.index(0, Column.PROGRESS)
-    assert cell.data() == job.waiting_note(at=1000.0)
-    assert cell.data() == "rate limited (429): slow down, next try in 12 s (try 3 of 8)"
+    assert cell.data() == job.waiting_note(at=1000.0, brief=True) == "next try in 12 s (3/8)"
+    tip = cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == "rate limited (429): slow down, next try in 12 s (try 3 of 8)"
     clock[0] = 1005.0
     with qtbot.waitSignal(model.dataChanged) as changed:
         model.tick()
@@ -321,7 +322,7 @@ def test_a_job_waiting_for_an_endpoints_slot_says_why(qtbot: QtBot) -> None:
     row = JobRow.from_job(job).with_progress({"attempt": 1, "phase": "waiting", "note": note})
     assert row is not None and row.phase == "loading" and row.note == note
     model.sync([row])
-    assert model.index(0, Column.PROGRESS).data() == note
+    assert model.index(0, Column.PROGRESS).data() == note, "no brief form sent: the note"
     assert row.merged(JobRow.from_job(job)).note == note, "kept while it still waits"
     running = row.with_progress({"attempt": 1, "phase": "prompt", "done": 0, "total": 1})
     assert running is not None and running.note is None

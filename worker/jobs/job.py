@@ -116,12 +116,16 @@ class Job(RunRecord):
     def priority(self) -> str:
         return self.spec.priority.value
 
-    def waiting_note(self, at: float | None = None) -> str | None:
+    def waiting_note(self, at: float | None = None, *, brief: bool = False) -> str | None:
         """'rate limited, next try in 12 s (try 3 of 8)' while a remote job waits out a
-        rate limit or an outage (queued with `retry_at`); else None."""
+        rate limit or an outage (queued with `retry_at`); else None. `brief`: 'next try in
+        12 s (3/8)', for a narrow column."""
         if self.state is not JobState.queued or self.retry_at is None:
             return None
         left = max(0, round(self.retry_at - (now() if at is None else at)))
+        if brief:
+            of = f"/{self.max_tries}" if self.max_tries else ""
+            return f"next try in {left} s ({self.tries + 1}{of})"
         of = f" of {self.max_tries}" if self.max_tries else ""
         return f"{self.retry_note or 'waiting'}, next try in {left} s (try {self.tries + 1}{of})"
 

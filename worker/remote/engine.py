@@ -153,7 +153,8 @@ class RemoteEngine:
             if busy != shown:
                 shown = busy
                 note = f"waiting for endpoint {endpoint.name!r}: {busy} of {limit} requests busy"
-                on_progress("waiting", done=0, total=1, note=note)
+                brief = f"{endpoint.name}: {busy}/{limit} busy"
+                on_progress("waiting", done=0, total=1, note=note, brief=brief)
             _pause(stop, POLL_S)
 
     def _wait_turn(self, endpoint: Endpoint, stop: StopSignal, on_progress: ProgressFn) -> None:
@@ -167,7 +168,8 @@ class RemoteEngine:
         else:
             why = "asked us to slow down (429)"
         note = f"waiting {wait:.1f} s: endpoint {endpoint.name!r} {why}"
-        on_progress("waiting", done=0, total=1, note=note)
+        brief = f"{endpoint.name}: paced, {wait:.0f} s"
+        on_progress("waiting", done=0, total=1, note=note, brief=brief)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             _pause(stop, min(left, POLL_S))
