@@ -18,7 +18,9 @@ API_FIELDS = (
     "http_allowed_hosts",
     "http_cors_origins",
     "http_max_upload_mb",
+    "http_rate_limit_rpm",
     "model_dirs",
+    "endpoints",  # the API takes NAME/MODEL for the endpoints it knows
 )
 
 
