@@ -13,6 +13,7 @@ from bench import (
     clistart,
     http_api,
     latency,
+    library,
     modelinfo,
     openai_api,
     peer,
@@ -62,6 +63,8 @@ def main() -> None:
         "steady_decode": steady.run,
         # Remote endpoints: 200 jobs under a remote's rate limit; remote jobs beside the GPU's.
         "remote": remote.run,
+        # The model library: 500 GGUF files across every tool's layout, cold and warm.
+        "library": library.run,
     }
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*suites, []], metavar="NAME")

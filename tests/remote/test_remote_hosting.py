@@ -70,8 +70,8 @@ def test_models_lists_local_files_and_each_endpoints_models(
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 1, "an endpoint could not tell"
     listed = json.loads(done.stdout)
-    names = [m["name"] for m in listed["models"]]
-    assert names == ["tiny", "remote/slow", "remote/stories260K"]
+    assert [(m["name"], m["source"]) for m in listed["models"]] == [("tiny", "default")]
+    assert [m["name"] for m in listed["remote"]] == ["remote/slow", "remote/stories260K"]
     [failure] = listed["failures"]
     assert failure["endpoint"] == "gone" and "cannot be reached" in failure["error"]
     assert "endpoint 'gone'" in done.stderr
