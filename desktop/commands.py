@@ -15,6 +15,7 @@ from desktop.jobs.model import JobsModel
 from desktop.services.actions import ActionResult, JobActions
 from desktop.services.clientpool import ClientPool
 from desktop.services.drops import DropOutcome
+from desktop.services.hubclient import Hub, RealHub
 from desktop.services.supervisor import Supervisor
 from desktop.services.tasks import TaskGroup
 from desktop.services.uistate import UiState
@@ -22,6 +23,7 @@ from desktop.window.about import AboutDialog, server_version
 from desktop.window.dropsummary import headline
 from desktop.window.mainwindow import MainWindow
 from desktop.window.modelpicker import ask_model_file
+from desktop.window.modelsview import ModelsView
 from desktop.window.settingsdialog import SettingsDialog
 from worker.jobs.followup import can_follow_up
 from worker.jobs.job import FINISHED_STATES, JobState
@@ -68,6 +70,8 @@ class Commands(QObject):
         self.report = report
         self.settings_dialog: SettingsDialog | None = None
         self.about_dialog: AboutDialog | None = None
+        self.models_view: ModelsView | None = None
+        self.hub: Hub = RealHub()  # the Models view's Download section asks it
 
     def wire(self) -> None:
         """Connect the window's intents to the commands."""
@@ -90,6 +94,8 @@ class Commands(QObject):
         w.files_added.connect(lambda paths: spawn(self.drop(paths, added=True), "Add files"))
         w.export_requested.connect(self.ask_export)
         w.open_model_requested.connect(self.open_model)
+        w.models_requested.connect(self.open_models)
+        w.use_model_requested.connect(self.choose_model)
         w.submit_requested.connect(lambda spec: spawn(self.submit(spec), "Queue"))
         w.follow_up_requested.connect(lambda job_id: spawn(self.follow_up(job_id), "Follow up"))
         w.model_changed.connect(lambda path: spawn(self.show_model_info(path), "Model"))
@@ -97,6 +103,9 @@ class Commands(QObject):
     def close(self) -> None:
         if self.settings_dialog is not None:
             self.settings_dialog.close()
+        if self.models_view is not None:
+            self.models_view.download.cancel()
+            self.models_view.close()
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -205,6 +214,20 @@ class Commands(QObject):
         if self.settings.model is None:
             self.settings.model = Path(path)
             self.tasks.spawn(self.pool.run(self.settings.save), "Save settings")
+
+    def open_models(self, section: str = "library") -> ModelsView:
+        """File > Models…: one window for the session (a download goes on while it is
+        closed); `section`: "library" or "download"."""
+        view = self.models_view
+        if view is None:
+            view = ModelsView(self.window.library, self.hub, self.window)
+            view.default_changed.connect(self.apply_settings)
+            self.models_view = view
+        view.show_section(section)
+        view.show()
+        view.raise_()
+        view.activateWindow()
+        return view
 
     async def show_model_info(self, path: str) -> None:
         if not path:

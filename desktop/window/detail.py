@@ -38,8 +38,8 @@ WELCOME_TEXT = (
     "PromptSpool runs your prompts on a language model right on this computer, one job "
     "after another, and keeps every result.<br><br>"
     "Models come as <b>GGUF</b> files: a single file holding the model's weights, "
-    "usually quantized (Q4_K_M, Q8_0…) so it fits in memory. Download one, for example "
-    "from Hugging Face (search for a model name with “GGUF”), then open it here."
+    "usually quantized (Q4_K_M, Q8_0…) so it fits in memory. Use one this computer already "
+    "has (below), download one from Hugging Face in File ▸ Models…, or open a file."
 )
 ERROR_TINT = "#dc2626"
 NEUTRAL_TINT = "#8b8f98"  # a cancel is no error

@@ -12,6 +12,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QHBoxLayout,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -28,11 +29,13 @@ from desktop.jobs.model import JobsModel
 from desktop.jobs.table import JobsTable
 from desktop.services.drops import DropOutcome
 from desktop.services.httpapi import ApiStatus
+from desktop.services.library import LibraryService
 from desktop.services.uistate import UiState, default_export_dir
 from desktop.window.detail import DetailPane
 from desktop.window.dropoverlay import DropCatcher, DropOverlay
 from desktop.window.dropsummary import DropSummary
 from desktop.window.editor import EditorPanel
+from desktop.window.firstrun import FoundModels
 from desktop.window.menus import build_menus, build_toolbar, make_actions
 from desktop.window.statusbar import QueueStatusBar
 from worker.engine.hardware import GpuMemory
@@ -68,9 +71,19 @@ class MainWindow(QMainWindow):
     submit_requested = Signal(object)  # JobSpec, from the editor
     follow_up_requested = Signal(str)  # a finished job to continue in the editor
     model_changed = Signal(str)  # the editor's model (path; '' for none)
+    models_requested = Signal(str)  # File > Models…: "library" or "download" (its section)
+    use_model_requested = Signal(str)  # a model found on disk, chosen on the welcome screen
 
-    def __init__(self, jobs: JobsModel, settings: Settings, ui: UiState) -> None:
+    def __init__(
+        self,
+        jobs: JobsModel,
+        settings: Settings,
+        ui: UiState,
+        library: LibraryService | None = None,
+    ) -> None:
+        """`library`: the models on disk (default: the settings' and every tool's)."""
         super().__init__()
+        self.library = library or LibraryService(settings, parent=self)
         self.ui = ui
         self.jobs = jobs
         self.allow_close = False
@@ -87,9 +100,7 @@ class MainWindow(QMainWindow):
         self.filter.states_changed.connect(self.proxy.set_states)
         self.filter.batch_changed.connect(self.proxy.set_batch)
         self.filter.search_changed.connect(self.proxy.set_search)
-        self.editor = EditorPanel(settings)
-        self.editor.submit_requested.connect(self.submit_requested)
-        self.editor.picker.model_changed.connect(self.model_changed)
+        self._build_editor(settings)
         self.detail = DetailPane()
         self.detail.cancel_clicked.connect(lambda: self._on_current(self.cancel_requested))
         self.detail.retry_clicked.connect(lambda: self._on_current(self.retry_requested))
@@ -103,7 +114,7 @@ class MainWindow(QMainWindow):
         self.detail.parent_title = lambda job_id: (
             row.title if (row := self.jobs.job(job_id)) is not None else None
         )
-        self.editor.picker.browse_requested.connect(self.open_model_requested)
+        self._build_found_models()
         self.status = QueueStatusBar()
         self.setStatusBar(self.status)
         self._build_actions()
@@ -132,6 +143,7 @@ class MainWindow(QMainWindow):
         a["new"].triggered.connect(self._focus_editor)
         a["add_files"].triggered.connect(self._add_files)
         a["open_model"].triggered.connect(self.open_model_requested)
+        a["models"].triggered.connect(lambda: self.models_requested.emit("library"))
         a["export"].triggered.connect(lambda: self._export(self.table.selected_ids(), "md"))
         a["settings"].triggered.connect(self.settings_requested)
         a["about"].triggered.connect(self.about_requested)
@@ -174,6 +186,28 @@ class MainWindow(QMainWindow):
         self.main_split.setSizes([740, 540])
         self.left_split.setSizes([460, 260])
         self.setCentralWidget(self.main_split)
+
+    def _build_editor(self, settings: Settings) -> None:
+        self.editor = EditorPanel(settings)
+        self.editor.submit_requested.connect(self.submit_requested)
+        self.editor.picker.model_changed.connect(self.model_changed)
+        self.editor.picker.browse_requested.connect(self.open_model_requested)
+        self.editor.picker.set_library(self.library)
+
+    def _build_found_models(self) -> None:
+        """The models found on disk, under the welcome text (shown only with it)."""
+        self.found = FoundModels(self.library)
+        self.found.use_requested.connect(self.use_model_requested)
+        self.found.download_requested.connect(lambda: self.models_requested.emit("download"))
+        self.found.models_requested.connect(lambda: self.models_requested.emit("library"))
+        column = self.detail.empty.layout()
+        if isinstance(column, QVBoxLayout):
+            row = QHBoxLayout()
+            row.addStretch(1)
+            row.addWidget(self.found, 10)
+            row.addStretch(1)
+            column.insertLayout(column.count() - 1, row)
+        self.found.hide()
 
     # --- state ------------------------------------------------------------------------
 
@@ -294,6 +328,7 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, settings: Settings) -> None:
         self.editor.apply_defaults(settings)
+        self.library.set_settings(settings)
 
     def prompt_queued(self) -> None:
         self.editor.submitted()
@@ -302,7 +337,12 @@ class MainWindow(QMainWindow):
         self.editor.show_message(reason)
 
     def show_no_job(self) -> None:
-        self.detail.show_empty(has_model=bool(self.models()))
+        """The hint, or the welcome (with the models found on disk) while none is chosen."""
+        has_model = bool(self.models())
+        self.detail.show_empty(has_model=has_model)
+        self.found.setVisible(not has_model)
+        if not has_model:
+            self.library.ensure()
 
     def show_job(self, job: Job, texts: dict[int, str]) -> None:
         self.detail.load(job, texts)

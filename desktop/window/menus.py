@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QMenu, QMenuBar, QToolBar, QWidget
 from desktop.common.icons import set_icon
 
 MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    ("&File", ("new", "add_files", "open_model", None, "export", None, "settings", None, "quit")),
+    ("&File", ("new", "add_files", "open_model", "models", None, "export", None, "settings", None,
+               "quit")),
     ("&Jobs", ("cancel", "retry", "follow_up", "copy", "forget", None, "retry_failed",
                "cancel_queued", "clear_finished", None, "search")),
     ("&Queue", ("pause", "restart_worker")),
@@ -42,6 +43,9 @@ def make_actions(parent: QWidget) -> dict[str, QAction]:
         "new": _action(parent, "&New job", "add", "Ctrl+N", "Write a new prompt"),
         "add_files": _action(parent, "&Add prompt files…", "drop", "Ctrl+O"),
         "open_model": _action(parent, "Open &model…", "model", "Ctrl+M"),
+        "models": _action(
+            parent, "Mo&dels…", "folder", "Ctrl+Shift+M", "Models on this machine; download more"
+        ),
         "export": _action(parent, "&Export selected…", "export", "Ctrl+E"),
         "settings": _action(parent, "&Settings…", "settings", "Ctrl+,"),
         "quit": _action(parent, "&Quit", None, "Ctrl+Q", "Stop the queue and quit"),

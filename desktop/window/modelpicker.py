@@ -1,5 +1,5 @@
-"""Choosing the model: recent GGUF files, an open dialog, the remote endpoints' models, and
-what the chosen one is."""
+"""Choosing the model: recent GGUF files, the library's, an open dialog, the remote endpoints'
+models, and what the chosen one is."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from PySide6.QtWidgets import (
 
 from desktop.common.icons import action_icon, set_icon
 from desktop.common.promptformat import format_line
+from desktop.services.library import LibraryService
 from desktop.services.offthread import run_off_thread
 from worker.endpoints.config import Endpoint
 from worker.jobs.target import remote_target
+from worker.library.listing import Listing
 from worker.remote.catalog import RemoteModel, endpoint_models
 from worker.settings import Settings
 
@@ -31,6 +33,7 @@ GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 RETRY_FAILED_S = (
     15.0  # an endpoint that failed is asked again when the list opens, at most this often
 )
+ON_THIS_MACHINE = "On this machine"
 
 
 def ask_model_file(parent: QWidget | None, start: str = "") -> str | None:
@@ -71,8 +74,12 @@ class _Combo(QComboBox):
 
 
 class ModelPicker(QWidget):
-    """A combo of recent models and the endpoints' models, with an Open… button; under it the
-    model's metadata and the prompt format its jobs will get.
+    """A combo of recent models, the library's (models on this machine) and the endpoints'
+    models, with an Open… button; under it the model's metadata and the prompt format its
+    jobs will get.
+
+    The library's models come from the window's LibraryService (listed off the GUI thread
+    once a session, again when the Models view refreshes it).
 
     The endpoints' models are listed off the GUI thread when the picker is first shown (and
     when the endpoints change), kept for the session; an endpoint that could not list them
@@ -88,6 +95,8 @@ class ModelPicker(QWidget):
         self.settings: Settings | None = None
         self._recent: list[str] = []
         self._remote: dict[tuple[str, str, str | None], RemoteList] = {}
+        self.library: LibraryService | None = None
+        self._local: tuple[tuple[str, str], ...] = ()  # the library's (path, label) shown
         self.combo = _Combo()
         self.combo.popup_opening.connect(self.refresh_failed)
         self.combo.setSizeAdjustPolicy(
@@ -95,7 +104,9 @@ class ModelPicker(QWidget):
         )
         self.combo.setMinimumContentsLength(16)
         self.combo.setPlaceholderText("No model chosen")
-        self.combo.setToolTip("Recent GGUF models, and the models of the remote endpoints")
+        self.combo.setToolTip(
+            "Recent GGUF models, those found on this machine, and the remote endpoints' models"
+        )
         self.combo.currentIndexChanged.connect(self._on_index)
         self.browse = QToolButton()
         set_icon(self.browse, "open")
@@ -137,7 +148,7 @@ class ModelPicker(QWidget):
         return list(self._recent)
 
     def choices(self) -> list[str]:
-        """Every model the list offers: the recent ones, then the endpoints'."""
+        """Every model the list offers: the recent ones, the library's, then the endpoints'."""
         combo = self.combo
         values = (combo.itemData(i) for i in range(combo.count()))
         return [str(value) for value in values if value]
@@ -157,6 +168,27 @@ class ModelPicker(QWidget):
             self.combo.setCurrentIndex(at)
         else:
             self.choose(path)
+
+    # --- the library ------------------------------------------------------------------
+
+    def set_library(self, library: LibraryService) -> None:
+        """Offer the library's models (after the recent ones); listed when first shown."""
+        self.library = library
+        library.listed.connect(self._library_listed)
+        if library.listing is not None:
+            self._library_listed(library.listing)
+        elif self.isVisible():
+            library.ensure()
+
+    def library_models(self) -> list[str]:
+        """The paths of the library's models the list offers (the recent ones aside)."""
+        return [path for path, _ in self._local if path not in self._recent]
+
+    def _library_listed(self, listing: Listing) -> None:
+        local = tuple((str(m.path), f"{m.name}  ·  {m.fit}") for m in listing.models)
+        if local != self._local:  # an open list is not rebuilt for nothing
+            self._local = local
+            self._fill(self.current_model())
 
     # --- remote models ----------------------------------------------------------------
 
@@ -231,15 +263,18 @@ class ModelPicker(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.refresh()
+        if self.library is not None:
+            self.library.ensure()
 
     # --- the list ---------------------------------------------------------------------
 
     def _fill(self, current: str | None, *, notify: bool = True) -> None:
-        """Rebuild the list: the recent models, then each endpoint's; keep `current` chosen
-        (`notify`: with a change signal if the choice changes)."""
+        """Rebuild the list: the recent models, the library's, then each endpoint's; keep
+        `current` chosen (`notify`: with a change signal if the choice changes)."""
         combo = self.combo
         before = self.current_model()
         offered = {name for listed in self.remote_lists() for name in listed.models}
+        offered.update(path for path, _ in self._local)
         if current and current not in self._recent and current not in offered:
             self._recent.insert(0, current)  # chosen from a list being asked for again
         combo.blockSignals(True)
@@ -249,6 +284,14 @@ class ModelPicker(QWidget):
             label = value if remote else Path(value).name
             combo.addItem(action_icon("send" if remote else "model"), label, value)
             combo.setItemData(combo.count() - 1, value, Qt.ItemDataRole.ToolTipRole)
+        local = [(path, label) for path, label in self._local if path not in self._recent]
+        if local:
+            if combo.count():
+                combo.insertSeparator(combo.count())
+            self._add_note(ON_THIS_MACHINE)
+            for path, label in local:
+                combo.addItem(action_icon("model"), label, path)
+                combo.setItemData(combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         for listed in self.remote_lists():
             if combo.count():
                 combo.insertSeparator(combo.count())

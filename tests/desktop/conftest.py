@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop.controller import Controller
+from desktop.services.library import LibraryService
 from tests.desktop.support import close_app, open_app
 from worker.testing.harness import Queue
 
@@ -39,6 +40,13 @@ def no_http_api(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An app under test runs no HTTP API unless the test gives it a port: a fixed default
     port would be shared with every other test run on the machine."""
     monkeypatch.setenv("PROMPTSPOOL_HTTP_PORT", "0")
+
+
+@pytest.fixture(autouse=True)
+def no_other_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's model library looks in the test's own folders only, never in where this
+    machine's other tools (Hugging Face, LM Studio, Ollama...) keep their models."""
+    monkeypatch.setattr(LibraryService, "default_places", [])
 
 
 @pytest.fixture
