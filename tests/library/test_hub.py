@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 
 from worker.hosting.children import free_loopback_port
-from worker.library import hub
+from worker.library import transfer
 from worker.library.hub import (
     ChecksumMismatch,
     DestinationNotWritable,
@@ -276,7 +276,7 @@ def test_an_unreachable_hub_says_the_library_still_works(
 
 
 def test_too_little_disk_space(fake: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "_free_bytes", lambda _: 10)
+    monkeypatch.setattr(transfer, "free_bytes", lambda _: 10)
     with pytest.raises(DiskFull, match=Q4):
         download(REPO, Q4)
 
