@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import secrets
 from pathlib import Path
+
+from worker.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,10 @@ class LibraryMarks:
 
     def _save(self) -> None:
         data = {"hidden": sorted(self.hidden), "downloaded": sorted(self.downloaded)}
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{MARKS_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_private(self.path, json.dumps(data, indent=2) + "\n")
         except OSError as exc:
             log.warning("cannot keep the library's marks in %s: %s", self.path, exc)
-            tmp.unlink(missing_ok=True)
 
 
 def delete_downloaded(path: Path) -> list[Path]:

@@ -163,7 +163,9 @@ def test_remove_from_list_hides_it_for_good_and_never_deletes_it(
     qtbot.addWidget(again)
     listed(qtbot, again)
     assert sorted(names(again)) == ["bravo-large", "charlie-chat"]
-    assert LibraryMarks(settings.paths.data).is_hidden(model.path)
+    marks = LibraryMarks(settings.paths.data)
+    assert marks.is_hidden(model.path)
+    assert marks.path.stat().st_mode & 0o777 == 0o600, "the user's alone"
     picker = ModelPicker()
     qtbot.addWidget(picker)
     picker.set_library(again.library)

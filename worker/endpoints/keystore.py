@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from worker.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +107,7 @@ class KeyStore:
             self._write_file(keys)
 
     def _write_file(self, keys: dict[str, str]) -> None:
-        """Atomically, 0600 from the first byte, in a 0700 folder."""
-        self.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.file.with_name(f".{KEYS_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(keys, handle, indent=2, sort_keys=True)
-        os.replace(tmp, self.file)
+        write_private(self.file, json.dumps(keys, indent=2, sort_keys=True))
 
 
 def _user(name: str) -> str:

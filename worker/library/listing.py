@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from worker.library.places import (
     other_tools,
 )
 from worker.modelfile.info import kv_bytes_per_token, read_model_info
+from worker.privatefile import write_private
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,17 +188,13 @@ class ModelLibrary:
     def _save_cache(self) -> None:
         if not self._dirty or self._cache is None:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.cache_path.with_name(f".{CACHE_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": CACHE_VERSION, "models": self._cache}, handle)
-            os.replace(tmp, self.cache_path)
+            write_private(
+                self.cache_path, json.dumps({"version": CACHE_VERSION, "models": self._cache})
+            )
             self._dirty = False
         except OSError as exc:  # a cache that cannot be kept only costs time next start
             log.warning("the model library's cache cannot be written: %s", exc)
-            tmp.unlink(missing_ok=True)
 
 
 def _identity(path: Path) -> Path:
