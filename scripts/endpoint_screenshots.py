@@ -16,7 +16,6 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from desktop.jobs.table import JobsTable
 from desktop.window.editor import EditorPanel
 from desktop.window.endpointform import EndpointForm
 from desktop.window.settingsdialog import SettingsDialog
+from scripts.shotkit import save, wait_until
 from worker.endpoints.config import Endpoint
 from worker.jobs.job import Job, JobState
 from worker.jobs.spec import JobSpec
@@ -57,20 +57,6 @@ class _Models(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there")
-        QTest.qWait(20)
-
-
-def save(widget: QWidget, path: Path) -> None:
-    QTest.qWait(150)  # let layouts and pending paints settle
-    widget.grab().save(str(path))
-    print(f"wrote {path} ({widget.width()}x{widget.height()})")
 
 
 def with_popup(widget: QWidget, popup: QWidget) -> QPixmap:

@@ -16,16 +16,13 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from huggingface_hub import constants
 from PySide6.QtCore import Qt
-from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication
 
 from desktop.app import make_application
 from desktop.jobs.model import JobsModel
@@ -35,6 +32,7 @@ from desktop.services.uistate import UiState
 from desktop.window.mainwindow import MainWindow
 from desktop.window.modelstable import Column
 from desktop.window.modelsview import ModelsView
+from scripts.shotkit import save, wait_until
 from worker.library.fit import Room
 from worker.library.listing import ModelLibrary
 from worker.library.places import HUGGING_FACE, LM_STUDIO, OLLAMA, Place
@@ -44,20 +42,6 @@ from worker.testing.tinymodel import write_tiny_llama
 
 TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}"
 MB = 1_000_000
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not get there")
-        QTest.qWait(20)
-
-
-def save(widget: QWidget, path: Path) -> None:
-    QTest.qWait(150)  # let layouts and pending paints settle
-    widget.grab().save(str(path))
-    print(f"wrote {path} ({widget.width()}x{widget.height()})")
 
 
 def lay_out(root: Path) -> tuple[Path, list[Place]]:

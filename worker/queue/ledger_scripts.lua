@@ -36,6 +36,12 @@ local function end_cancelled(id, attempt, now)
   emit(id, {type = 'state', state = 'cancelled', attempt = num(attempt), error = err, t = num(now)})
   return 'cancelled'
 end
+-- The job fails for good with `err` (its last attempt is recorded already).
+local function end_failed(id, attempt, err, now)
+  redis.call('HSET', jkey(id), 'state', 'failed', 'finished_at', now, 'error', err)
+  emit(id, {type = 'state', state = 'failed', attempt = num(attempt), error = err, t = num(now)})
+  return 'failed'
+end
 local RESET = {'started_at', 'finished_at', 'error', 'prompt_tokens', 'completion_tokens',
   'tokens_per_second', 'worker', 'cancel', 'finish_reason', 'retry_at', 'retry_note'}
 --@submit  ARGV: id, spec_json, rank, now, origin_json ('' for none)
@@ -124,10 +130,7 @@ if h[4] then return end_cancelled(id, h[2], now) end
 local lost = redis.call('HINCRBY', jkey(id), 'lost', tonumber(ARGV[6]))
 record_attempt(id, 'failed', reason, now)
 if lost >= tonumber(ARGV[4]) then
-  local err = reason .. ' (' .. lost .. ' attempts lost; giving up)'
-  redis.call('HSET', jkey(id), 'state', 'failed', 'finished_at', now, 'error', err)
-  emit(id, {type = 'state', state = 'failed', attempt = num(h[2]), error = err, t = num(now)})
-  return 'failed'
+  return end_failed(id, h[2], reason .. ' (' .. lost .. ' attempts lost; giving up)', now)
 end
 local attempt = tonumber(h[2]) + 1
 redis.call('HDEL', jkey(id), unpack(RESET))
@@ -181,10 +184,7 @@ if h[4] then return end_cancelled(id, h[2], now) end
 local tries = redis.call('HINCRBY', jkey(id), 'tries', 1)
 record_attempt(id, 'failed', reason, now)
 if tries >= max_tries then
-  local err = reason .. ' (gave up after ' .. tries .. ' tries)'
-  redis.call('HSET', jkey(id), 'state', 'failed', 'finished_at', now, 'error', err)
-  emit(id, {type = 'state', state = 'failed', attempt = num(h[2]), error = err, t = num(now)})
-  return 'failed'
+  return end_failed(id, h[2], reason .. ' (gave up after ' .. tries .. ' tries)', now)
 end
 local attempt = tonumber(h[2]) + 1
 redis.call('HDEL', jkey(id), unpack(RESET))
