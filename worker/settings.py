@@ -208,6 +208,14 @@ class Settings(BaseSettings):
         description="Tries of a remote job that a rate limit (429), an overloaded endpoint "
         "(5xx) or a lost connection interrupts, before it fails.",
     )
+    remote_read_timeout: float = Field(
+        default=120.0,
+        ge=1.0,
+        le=3600.0,
+        allow_inf_nan=False,
+        description="Seconds a remote endpoint may stay silent in the middle of an answer "
+        "before that try counts as broken off (and is tried again).",
+    )
     remote_slots: int = Field(
         default=16,
         ge=1,

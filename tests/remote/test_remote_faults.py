@@ -56,3 +56,26 @@ def test_a_paused_remote_worker_changes_nothing_when_it_comes_back(
     assert (after.output, after.attempt, len(after.attempts)) == (
         done.output, done.attempt, len(done.attempts),
     )  # fmt: skip
+
+
+def test_a_remote_that_stops_mid_answer_is_tried_again_when_it_comes_back(
+    local: Queue, remote: Remote
+) -> None:
+    """The remote's API stopped (SIGSTOP: a sleeping laptop, a stalled machine) while it
+    streams: the silence ends that try after remote_read_timeout, the job waits for its next
+    try, and once the remote is continued the job succeeds there."""
+    local.configure(endpoints=[remote.endpoint()], remote_read_timeout=2, remote_max_tries=20)
+    job_id = remote_job(local, "remote/slow", max_tokens=400, temperature=0.8)
+    local.wait_tokens(job_id, attempt=1, timeout=90)
+    with paused(remote.api.process.pid):
+        wait_until(lambda: local.client.get(job_id).attempt >= 2, timeout=60,
+                   what="the silent try to be given up")  # fmt: skip
+        broken = local.client.get(job_id).attempts[0]
+        assert broken.state is JobState.failed and broken.output, "its text so far is kept"
+        assert broken.error is not None and "answer broke off" in broken.error
+        assert "'remote'" in broken.error
+    local.wait_state(job_id, "succeeded", timeout=180)
+    job = local.client.get(job_id)
+    assert job.attempts[0].state is JobState.failed
+    assert job.attempts[-1].state is JobState.succeeded and job.output
+    assert local.streamed_text(job_id, attempt=job.attempt) == job.output

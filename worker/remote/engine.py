@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how often a waiting job looks at its stop signal (a cancel ends it this soon)
 CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 120.0  # between two pieces of an answer: a stalled endpoint is retried
 PROGRESS, DONE, FAILED = range(3)
 
 
@@ -56,6 +55,7 @@ class _Call:
     body: dict[str, Any]
     on_text: TextFn
     events: queue.SimpleQueue[tuple[int, Any, Any]]
+    read_timeout: float  # between two pieces of the answer: a stalled endpoint is retried
 
     def post(self, kind: int, value: Any = None, extra: Any = None) -> None:
         self.events.put((kind, value, extra))
@@ -124,7 +124,7 @@ class RemoteEngine:
             self._wait_turn(endpoint, stop, on_progress)
             path, body = request_of(spec, target.model)
             call = _Call(endpoint, settings.endpoint_key(endpoint), path, body, on_text,
-                         queue.SimpleQueue())  # fmt: skip
+                         queue.SimpleQueue(), settings.remote_read_timeout)  # fmt: skip
             try:
                 return self._run(call, holder, stop, on_progress)
             except RetryLater as exc:  # the tries the settings allow now (they may be edited)
@@ -254,8 +254,10 @@ class RemoteEngine:
         max_tokens = int(call.body["max_tokens"])
         started = time.monotonic()
         call.post(PROGRESS, ("prompt", 0, 1), {"endpoint": endpoint.name})
-        async with aconnect_sse(self._client(), "POST", endpoint.base_url + call.path,
-                                json=call.body, headers=headers) as source:  # fmt: skip
+        url = endpoint.base_url + call.path
+        timeout = httpx.Timeout(call.read_timeout, connect=CONNECT_TIMEOUT_S)
+        async with aconnect_sse(self._client(), "POST", url, json=call.body, headers=headers,
+                                timeout=timeout) as source:  # fmt: skip
             response = source.response
             if response.status_code >= 400:
                 body = await response.aread()
@@ -286,8 +288,7 @@ class RemoteEngine:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:  # made on the loop, the only place it is used
-            timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
-            self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+            self._http = httpx.AsyncClient(follow_redirects=True)
         return self._http
 
     def _submit(self, coroutine: Coroutine[Any, Any, Any]) -> Future[Any]:
