@@ -121,7 +121,7 @@ class RemoteEngine:
         holder = uuid.uuid4().hex
         self._take_slot(endpoint, holder, stop, on_progress)
         try:
-            self._wait_turn(endpoint, stop, on_progress)
+            self._wait_turn(endpoint, holder, stop, on_progress)
             path, body = request_of(spec, target.model)
             call = _Call(endpoint, settings.endpoint_key(endpoint), path, body, on_text,
                          queue.SimpleQueue(), settings.remote_read_timeout)  # fmt: skip
@@ -157,9 +157,11 @@ class RemoteEngine:
                 on_progress("waiting", done=0, total=1, note=note, brief=brief)
             _pause(stop, POLL_S)
 
-    def _wait_turn(self, endpoint: Endpoint, stop: StopSignal, on_progress: ProgressFn) -> None:
+    def _wait_turn(
+        self, endpoint: Endpoint, holder: str, stop: StopSignal, on_progress: ProgressFn
+    ) -> None:
         """Start no sooner than the endpoint's requests_per_minute allows, nor than the pace
-        its last 429s asked for (see Pacer)."""
+        its last 429s asked for (see Pacer); the slot it holds meanwhile stays its own."""
         wait = self.pacer.reserve(endpoint.name, endpoint.requests_per_minute)
         if wait <= 0:
             return
@@ -171,8 +173,12 @@ class RemoteEngine:
         brief = f"{endpoint.name}: paced, {wait:.0f} s"
         on_progress("waiting", done=0, total=1, note=note, brief=brief)
         deadline = time.monotonic() + wait
+        renew_at = time.monotonic() + self._renew_s
         while (left := deadline - time.monotonic()) > 0:
             _pause(stop, min(left, POLL_S))
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self._renew_s
+                self._renew(endpoint, holder)
 
     def _slow_down(self, endpoint: Endpoint, retry_after: float | None) -> None:
         try:
