@@ -64,6 +64,7 @@ def test_models_lists_local_files_and_each_endpoints_models(
     broken = {"name": "gone", "base_url": "http://127.0.0.1:9/v1"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
     env.update(PROMPTSPOOL_HOME=str(isolated_home), REMOTE_TOKEN=remote.api.token,
+               HOME=str(isolated_home),  # no other tools' model folders of this machine
                PROMPTSPOOL_MODEL=str(tiny_model),
                PROMPTSPOOL_ENDPOINTS=endpoints_env(remote, broken))  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "worker", "models", "--json"], env=env,

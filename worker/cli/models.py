@@ -54,6 +54,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
                   for s in listing.skipped]  # fmt: skip
         print(json.dumps({"models": local, "remote": remote, "failures": failures,
                           "skipped": passed}, indent=2))  # fmt: skip
+        _say_failures(failures)
         return EXIT_FAILED if failures else EXIT_OK
     row = "{:<40}  {:<12}  {:>8}  {:<8}  {:>6}  {:<15}  {}"
     print(row.format("NAME", "SOURCE", "SIZE", "QUANT", "PARAMS", "FIT", "PATH"))
@@ -73,9 +74,14 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     if not listing.models and not remote and not failures:
         say("promptspool: no models found: `promptspool models search QUERY` finds some on the "
             "Hugging Face Hub, `promptspool models pull REPO` downloads one")  # fmt: skip
+    _say_failures(failures)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _say_failures(failures: list[dict[str, str]]) -> None:
+    """Each endpoint that could not list its models, on stderr (with --json too)."""
     for failure in failures:
         say(f"promptspool: {one_line(failure['error'])}")
-    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _remote_models(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
