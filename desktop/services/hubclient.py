@@ -5,50 +5,21 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-
-@dataclass(frozen=True)
-class HubRepo:
-    """A repository the search found."""
-
-    repo_id: str
-    downloads: int = 0
-    likes: int = 0
-    gated: bool = False
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """A GGUF file of a repository (the first part of a split one)."""
-
-    filename: str
-    size: int | None = None
-    quantization: str | None = None
-    parts: int = 1
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a download is: bytes so far, of `total`; bytes a second; seconds left."""
-
-    done: int
-    total: int | None = None
-    speed: float | None = None
-    eta: float | None = None
+from worker.library.hubtypes import Progress, RemoteFile, RepoHit
 
 
 class Hub(Protocol):
     """What the Download section needs of the Hub (blocking calls: run them off the GUI
     thread). Errors carry a message fit to show as it is."""
 
-    def search(self, query: str) -> list[HubRepo]: ...
+    def search(self, query: str) -> list[RepoHit]: ...
 
-    def files(self, repo_id: str) -> list[HubFile]: ...
+    def files(self, repo_id: str) -> list[RemoteFile]: ...
 
     def download(
         self,
@@ -118,18 +89,15 @@ class RealHub:
     """The Hub through worker.library.hub (HF_ENDPOINT, HF_TOKEN and HF_HUB_CACHE as
     huggingface_hub reads them); imported on the first call."""
 
-    def search(self, query: str) -> list[HubRepo]:
+    def search(self, query: str) -> list[RepoHit]:
         from worker.library.hub import search_gguf
 
-        return [HubRepo(h.id, h.downloads, h.likes, h.gated) for h in search_gguf(query, 30)]
+        return search_gguf(query, 30)
 
-    def files(self, repo_id: str) -> list[HubFile]:
+    def files(self, repo_id: str) -> list[RemoteFile]:
         from worker.library.hub import repo_gguf_files
 
-        return [
-            HubFile(f.filename, f.size, f.quantization, len(f.parts))
-            for f in repo_gguf_files(repo_id)
-        ]
+        return repo_gguf_files(repo_id)
 
     def download(
         self,
@@ -139,9 +107,6 @@ class RealHub:
         progress: Callable[[Progress], None],
         cancel: threading.Event,
     ) -> Path:
-        from worker.library import hub
+        from worker.library.hub import download
 
-        def report(p: hub.Progress) -> None:
-            progress(Progress(p.done, p.total, p.speed, p.eta))
-
-        return hub.download(repo_id, filename, to=to, progress=report, cancel=cancel)
+        return download(repo_id, filename, to=to, progress=progress, cancel=cancel)

@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.common import formatting
-from desktop.services.hubclient import Download, Hub, HubFile, HubRepo, Progress
+from desktop.services.hubclient import Download, Hub
 from desktop.services.offthread import run_off_thread
+from worker.library.hubtypes import Progress, RemoteFile, RepoHit
 from worker.library.places import hugging_face_cache
 from worker.modelfile.info import human_bytes, human_count
 
@@ -45,8 +46,8 @@ def progress_text(progress: Progress) -> str:
     return text
 
 
-def repo_text(repo: HubRepo) -> str:
-    text = f"{repo.repo_id}   ·   {human_count(repo.downloads)} downloads"
+def repo_text(repo: RepoHit) -> str:
+    text = f"{repo.id}   ·   {human_count(repo.downloads)} downloads"
     if repo.likes:
         text += f" · {human_count(repo.likes)} likes"
     return text + ("   ·   gated (needs HF_TOKEN)" if repo.gated else "")
@@ -74,7 +75,7 @@ class DownloadSection(QWidget):
         self.hub = hub
         self.folder: Path | None = None  # None: the Hugging Face cache
         self.download: Download | None = None
-        self.repo: HubRepo | None = None
+        self.repo: RepoHit | None = None
         self._asked = 0  # the newest question: older answers are dropped
         self.query = QLineEdit()
         self.query.setPlaceholderText("Search the Hugging Face Hub for GGUF models (e.g. qwen)")
@@ -173,7 +174,7 @@ class DownloadSection(QWidget):
         self.repo = None
         self._say(f"Searching the Hub for “{query}”…" if query else "Searching the Hub…")
 
-        def done(repos: list[HubRepo] | None, error: BaseException | None) -> None:
+        def done(repos: list[RepoHit] | None, error: BaseException | None) -> None:
             if asked != self._asked:
                 return
             if error is not None:
@@ -184,7 +185,7 @@ class DownloadSection(QWidget):
                 for repo in repos:
                     item = QListWidgetItem(repo_text(repo))
                     item.setData(Qt.ItemDataRole.UserRole, repo)
-                    item.setToolTip(repo.repo_id)
+                    item.setToolTip(repo.id)
                     self.repos.addItem(item)
                 self._say(f"{formatting.plural(len(repos), 'repository', 'repositories')}: "
                           "choose one to see its files.")  # fmt: skip
@@ -198,7 +199,7 @@ class DownloadSection(QWidget):
         for row in range(self.repos.count()):
             item = self.repos.item(row)
             repo = item.data(Qt.ItemDataRole.UserRole)
-            if isinstance(repo, HubRepo) and repo.repo_id == repo_id:
+            if isinstance(repo, RepoHit) and repo.id == repo_id:
                 self.repos.setCurrentRow(row)
                 return True
         return False
@@ -206,15 +207,15 @@ class DownloadSection(QWidget):
     def _repo_chosen(self) -> None:
         item = self.repos.currentItem()
         repo = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
-        if not isinstance(repo, HubRepo) or repo == self.repo:
+        if not isinstance(repo, RepoHit) or repo == self.repo:
             return
         self.repo = repo
         self._asked += 1
         asked = self._asked
         self.files.setRowCount(0)
-        self._say(f"Listing the GGUF files of {repo.repo_id}…")
+        self._say(f"Listing the GGUF files of {repo.id}…")
 
-        def done(files: list[HubFile] | None, error: BaseException | None) -> None:
+        def done(files: list[RemoteFile] | None, error: BaseException | None) -> None:
             if asked != self._asked:
                 return
             if error is not None:
@@ -222,35 +223,35 @@ class DownloadSection(QWidget):
             else:
                 self._show_files(files or [])
                 self._say(
-                    f"{repo.repo_id}: {formatting.plural(len(files or []), 'GGUF model')}"
+                    f"{repo.id}: {formatting.plural(len(files or []), 'GGUF model')}"
                     if files
-                    else f"{repo.repo_id} has no GGUF files."
+                    else f"{repo.id} has no GGUF files."
                 )
             self._update_buttons()
             self.files_listed.emit()
 
-        run_off_thread(self, lambda: self.hub.files(repo.repo_id), done)
+        run_off_thread(self, lambda: self.hub.files(repo.id), done)
 
-    def _show_files(self, files: list[HubFile]) -> None:
+    def _show_files(self, files: list[RemoteFile]) -> None:
         self.files.setRowCount(len(files))
         for row, entry in enumerate(files):
             name = QTableWidgetItem(entry.filename)
             name.setData(Qt.ItemDataRole.UserRole, entry)
             name.setToolTip(entry.filename)
             size = human_bytes(entry.size) if entry.size is not None else "?"
-            if entry.parts > 1:
-                size += f" ({entry.parts} parts)"
+            if entry.split:
+                size += f" ({len(entry.parts)} parts)"
             size_item = QTableWidgetItem(size)
             size_item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.files.setItem(row, 0, name)
             self.files.setItem(row, 1, QTableWidgetItem(entry.quantization or ""))
             self.files.setItem(row, 2, size_item)
 
-    def chosen_file(self) -> HubFile | None:
+    def chosen_file(self) -> RemoteFile | None:
         rows = self.files.selectionModel().selectedRows()
         item = self.files.item(rows[0].row(), 0) if rows else None
         entry = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
-        return entry if isinstance(entry, HubFile) else None
+        return entry if isinstance(entry, RemoteFile) else None
 
     def choose_file(self, filename: str) -> bool:
         for row in range(self.files.rowCount()):
@@ -266,12 +267,12 @@ class DownloadSection(QWidget):
         entry = self.chosen_file()
         if entry is None or self.repo is None or self.busy:
             return
-        download = Download(self.hub, self.repo.repo_id, entry.filename, self.folder, self)
+        download = Download(self.hub, self.repo.id, entry.filename, self.folder, self)
         download.connect_gui(self._progressed, self._finished)
         self.download = download
         self.progress.setRange(0, 0)
         self.progress_label.setText("")
-        self._say(f"Downloading {entry.filename} from {self.repo.repo_id}…")
+        self._say(f"Downloading {entry.filename} from {self.repo.id}…")
         download.start()
         self._update_buttons()
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,7 +44,8 @@ from worker.library.hubanswers import (
     hub_errors,
     make_folder,
 )
-from worker.library.transfer import Meter, Progress, Remote, transfer
+from worker.library.hubtypes import Progress, RemoteFile, RemotePart, RepoHit
+from worker.library.transfer import Meter, Remote, transfer
 
 __all__ = [
     "ChecksumMismatch",
@@ -74,44 +73,6 @@ SPLIT = re.compile(r"^(?P<head>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 QUANT = re.compile(
     r"(?:I?Q\d(?:_[0-9A-Z]+)*|TQ\d_\d|BF16|FP?16|FP?32|MXFP4(?:_MOE)?)", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True)
-class RepoHit:
-    """One model repository found by a search."""
-
-    id: str
-    downloads: int
-    likes: int
-    last_modified: datetime | None
-    gated: bool
-
-
-@dataclass(frozen=True)
-class RemotePart:
-    """One file on the Hub: its name, size and sha256 (from its LFS metadata)."""
-
-    filename: str
-    size: int | None
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A GGUF model in a repository: one file, or all the parts of a split model."""
-
-    filename: str  # the name to download: the file, or the first part of a split model
-    size: int | None  # all parts together
-    quantization: str | None
-    parts: tuple[RemotePart, ...]
-
-    @property
-    def split(self) -> bool:
-        return len(self.parts) > 1
-
-    @property
-    def sha256(self) -> str | None:
-        return self.parts[0].sha256 if len(self.parts) == 1 else None
 
 
 def search_gguf(query: str, limit: int = 20) -> list[RepoHit]:

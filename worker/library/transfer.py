@@ -29,6 +29,7 @@ from worker.library.hubanswers import (
     map_error,
     size_text,
 )
+from worker.library.hubtypes import Progress
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -41,21 +42,6 @@ POLL_S = 0.1  # how often a waiting download looks at its cancel event
 PROGRESS_EVERY_S = 0.1
 
 SPEED_WINDOW_S = 2.0  # the time constant of the smoothed speed
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a download stands: bytes done of total (all parts), smoothed speed, ETA."""
-
-    filename: str  # the file (part) being transferred
-    done: int
-    total: int | None
-    speed: float  # bytes per second, smoothed
-    eta: float | None  # seconds
-
-    @property
-    def fraction(self) -> float | None:
-        return self.done / self.total if self.total else None
 
 
 @dataclass(frozen=True)
