@@ -19,13 +19,11 @@ from worker.engine.api import (
     RetryLater,
     StopSignal,
 )
-from worker.jobs.job import JobState
-from worker.jobs.spec import JobSpec
+from worker.jobs.job import Job, JobState
 from worker.queue import keys
 from worker.queue.connection import is_queue_outage
 from worker.queue.ledger import AttemptSuperseded, Ledger
 from worker.queue.publisher import StreamPublisher, WorkerPublisher
-from worker.queue.replies import as_text
 from worker.remote.backoff import full_jitter
 from worker.runtime.cancels import CancelRegistry
 from worker.settings import Settings
@@ -102,29 +100,28 @@ class JobRunner:
         if job.cancel_requested:
             event.set()
         try:
-            return self._attempt(job_id, attempt, job.spec, event)
+            return self._attempt(job, attempt, event)
         finally:
             self.cancels.unregister(job_id)
 
-    def _attempt(
-        self, job_id: str, attempt: int, spec: JobSpec, event: threading.Event
-    ) -> tuple[str, int | None]:
+    def _attempt(self, job: Job, attempt: int, event: threading.Event) -> tuple[str, int | None]:
         """Load the model, generate and stream, then record how the attempt ended."""
+        job_id, spec = job.id, job.spec
         timeout = spec.timeout or self.settings.job_timeout
         stop = _ShutdownAwareStop(
             event, time.monotonic() + timeout, f"timed out after {timeout:g} s", self.shutting_down
         )
         stream = self.publisher.open(job_id, attempt, event)
         try:
-            return self._generate(job_id, attempt, spec, stop, stream)
+            return self._generate(job, attempt, stop, stream)
         finally:
             self.publisher.discard(stream)  # closed already, unless the attempt was lost
 
     def _generate(
-        self, job_id: str, attempt: int, spec: JobSpec, stop: _ShutdownAwareStop,
+        self, job: Job, attempt: int, stop: _ShutdownAwareStop,
         stream: StreamPublisher,
     ) -> tuple[str, int | None]:  # fmt: skip
-        event = stop.event
+        job_id, spec, event = job.id, job.spec, stop.event
         stats: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "tps": None}
         marked_running = False
         warm = self.engine.model_path  # the model loaded before: none or another means a load
@@ -159,7 +156,7 @@ class JobRunner:
             return self._end_stopped(job_id, attempt, exc.reason, stats)
         except RetryLater as exc:
             self.publisher.close(stream)
-            return self._defer(job_id, attempt, exc)
+            return self._defer(job, attempt, exc)
         except (EngineError, ValueError) as exc:
             self.publisher.close(stream)
             self._finish(job_id, attempt, JobState.failed, str(exc), stats)
@@ -185,13 +182,13 @@ class JobRunner:
         self._finish(job_id, attempt, JobState.succeeded, None, stats)
         return "succeeded", None
 
-    def _defer(self, job_id: str, attempt: int, exc: RetryLater) -> tuple[str, int | None]:
+    def _defer(self, job: Job, attempt: int, exc: RetryLater) -> tuple[str, int | None]:
         """The endpoint asked us to come back later: the job waits for its next try in the
         ledger, holding no worker, for what the endpoint asked (Retry-After), else a backoff
         with full jitter; after remote_max_tries tries it fails with the endpoint's message."""
-        tries = int(as_text(self.client.hget(keys.job(job_id), "tries") or b"0"))
-        # `tries` failed so far, this one included: the next is try tries + 2.
-        delay = exc.retry_after if exc.retry_after is not None else full_jitter(tries + 2)
+        # `job.tries` failed before this one (read when it was claimed): the next is + 2.
+        job_id = job.id
+        delay = exc.retry_after if exc.retry_after is not None else full_jitter(job.tries + 2)
         tries_allowed = exc.max_tries or self.settings.remote_max_tries
         result = self.ledger.defer(job_id, attempt, time.time() + delay, exc.reason, tries_allowed)
         log.info("job %s attempt %s: %s; %s (next try in %.1f s)", job_id, attempt, exc.reason,
