@@ -76,7 +76,7 @@ def group_splits(files: list[Path], source: str, origin: object = None) -> Disco
     for path in files:
         match = SPLIT.match(path.name)
         if match is None:
-            yield Found(path, source, _stem(path.name), _describe(origin, path))
+            yield Found(path, source, file_stem(path.name), _describe(origin, path))
             continue
         key = (path.parent, match["stem"], int(match["total"]))
         splits.setdefault(key, {})[int(match["part"])] = path
@@ -152,7 +152,8 @@ def in_ollama(store: Path) -> Discovery:
         yield Found(blob, OLLAMA, shown, "/".join(parts[:-1]), (blob,))
 
 
-def _stem(file_name: str) -> str:
+def file_stem(file_name: str) -> str:
+    """'model.gguf' -> 'model' (any case of the suffix)."""
     return file_name[: -len(".gguf")] if file_name.lower().endswith(".gguf") else file_name
 
 

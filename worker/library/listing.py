@@ -13,6 +13,7 @@ from worker.library.discover import (
     Discovery,
     Found,
     Skipped,
+    file_stem,
     in_folder,
     in_hugging_face_cache,
     in_ollama,
@@ -118,7 +119,7 @@ class ModelLibrary:
         if settings.model is not None:
             model = settings.model.expanduser()
             if model.is_file():
-                yield Found(model, DEFAULT, _stem(model), str(model.parent), (model,))
+                yield Found(model, DEFAULT, file_stem(model.name), str(model.parent), (model,))
             else:
                 yield Skipped(model, DEFAULT, "the default model's file is not there")
         for folder in settings.model_dirs:
@@ -202,7 +203,3 @@ def _identity(path: Path) -> Path:
         return path.resolve()
     except OSError:
         return path
-
-
-def _stem(path: Path) -> str:
-    return path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name

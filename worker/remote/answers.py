@@ -119,6 +119,11 @@ def _short(body: bytes, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def auth_headers(key: str | None) -> dict[str, str]:
+    """The Authorization header for an endpoint's key (none without a key)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def redact(text: str, key: str | None) -> str:
     """`text` with the key taken out, should an endpoint echo it in a message."""
     if key and len(key) >= 6:

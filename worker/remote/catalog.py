@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import httpx
 
 from worker.endpoints.config import Endpoint
-from worker.remote.answers import EndpointFailure, describe, redact, status_failure
+from worker.remote.answers import (
+    EndpointFailure,
+    auth_headers,
+    describe,
+    redact,
+    status_failure,
+)
 from worker.settings import Settings
 
 LIST_TIMEOUT_S = 10.0
@@ -31,7 +37,7 @@ def endpoint_models(
     """The endpoint's models, sorted; EndpointFailure naming it and the reason if it cannot
     tell (unreachable, key refused, not an OpenAI API)."""
     key = settings.endpoint_key(endpoint)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers = auth_headers(key)
     url = endpoint.base_url + "/models"
     try:
         response = httpx.get(url, headers=headers, timeout=timeout, follow_redirects=True)

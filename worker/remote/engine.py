@@ -33,7 +33,13 @@ from worker.engine.api import (
 )
 from worker.jobs.spec import JobSpec
 from worker.jobs.target import remote_target
-from worker.remote.answers import EndpointFailure, describe, redact, status_failure
+from worker.remote.answers import (
+    EndpointFailure,
+    auth_headers,
+    describe,
+    redact,
+    status_failure,
+)
 from worker.remote.limits import EndpointSlots, Pacer
 from worker.remote.request import piece_of, request_of
 from worker.settings import Settings
@@ -256,7 +262,7 @@ class RemoteEngine:
 
     async def _stream(self, call: _Call) -> GenerationResult:
         endpoint = call.endpoint
-        headers = {"Authorization": f"Bearer {call.key}"} if call.key else {}
+        headers = auth_headers(call.key)
         max_tokens = int(call.body["max_tokens"])
         started = time.monotonic()
         call.post(PROGRESS, ("prompt", 0, 1), {"endpoint": endpoint.name})
