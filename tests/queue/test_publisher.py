@@ -145,3 +145,29 @@ def test_a_superseded_attempt_is_stopped_and_close_raises(
         publisher.close(stream)
     assert queue.client.get(job_id).output == ""  # the new attempt's (empty) output
     assert queue.client.get(job_id).attempt == 2
+
+
+def test_a_batch_goes_out_in_one_round_trip_and_survives_a_server_that_forgot_its_scripts(
+    queue: Queue, ledger: CountingLedger, tiny_model: Path
+) -> None:
+    """A batch of writes is one pipelined round trip, without asking first whether the
+    server knows the script; a server that lost its scripts (restarted, SCRIPT FLUSH)
+    refuses the batch with NOSCRIPT, and it runs again once, whole and not twice."""
+    ids = running_jobs(ledger, tiny_model, 3)
+    writes = [PublishWrite(job_id, 1, text=b"one ") for job_id in ids]
+    seen: list[str] = []
+    monitor = queue.redis.monitor()  # type: ignore[no-untyped-call]
+    with monitor:
+        queue.redis.script_flush()
+        assert ledger.publish_many(writes) == [False, False, False]
+        queue.redis.ping()  # the end of what the monitor waits for
+        while not seen or seen[-1] != "PING":
+            words = str(monitor.next_command()["command"]).upper().split()
+            if words[0] in ("EVALSHA", "SCRIPT", "PING"):
+                seen.append(" ".join(words[:2]) if words[0] == "SCRIPT" else words[0])
+    # Refused as a whole (NOSCRIPT), the script loaded, the batch again; no SCRIPT EXISTS.
+    assert seen == ["SCRIPT FLUSH", *["EVALSHA"] * 3, "SCRIPT LOAD", *["EVALSHA"] * 3, "PING"]
+    nexts = [PublishWrite(job_id, 1, offset=4, text=b"two") for job_id in ids]
+    assert ledger.publish_many(nexts) == [False, False, False]
+    for job_id in ids:
+        assert queue.client.get(job_id).output == "one two"

@@ -180,11 +180,29 @@ class Ledger:
         """Several `publish` calls (of different attempts) in one round trip, each its own
         atomic step: per write, whether a cancel was asked, or the exception it raised
         (AttemptSuperseded, a script error). A lost connection raises for all of them."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for write in writes:
-                self._scripts["publish"](args=write.args(), client=pipe)
-            results = pipe.execute(raise_on_error=False)
+        results = self._evalsha_many("publish", [write.args() for write in writes])
         return [write.outcome(result) for write, result in zip(writes, results, strict=True)]
+
+    def _evalsha_many(self, name: str, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """The script run once per `calls` entry, pipelined: one round trip. (Running a
+        registered script in a pipeline asks SCRIPT EXISTS first, a round trip per batch;
+        here the script is loaded only when the server says it lacks it, as after its
+        restart, and only the calls it refused run again.)"""
+        script = self._scripts[name]
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for index in todo:
+                    pipe.evalsha(script.sha, 0, *calls[index])
+                replies = pipe.execute(raise_on_error=False)
+            for index, reply in zip(todo, replies, strict=True):
+                results[index] = reply
+            todo = [i for i in todo if isinstance(results[i], redis.exceptions.NoScriptError)]
+            if not todo:
+                break
+            script.sha = self.redis.script_load(script.script)
+        return results
 
     def finish(
         self,
