@@ -24,6 +24,7 @@ def isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(name)
     home = Path(tempfile.mkdtemp(prefix="ps-", dir="/tmp"))
     monkeypatch.setenv("PROMPTSPOOL_HOME", str(home))
+    monkeypatch.setenv("PROMPTSPOOL_CLI_SERVER", "0")  # see NO_COMMAND_SERVER
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -1,5 +1,12 @@
 """`python -m worker`: the core's command line (the desktop adds `gui`: `python -m desktop`)."""
 
-from worker.cli import main
+import sys
 
-raise SystemExit(main())
+from worker.cli.commandclient import run_through_server
+
+served = run_through_server(sys.argv[1:])
+if served is None:
+    from worker.cli.main import main
+
+    served = main()
+raise SystemExit(served)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import platformdirs
 
@@ -15,9 +14,9 @@ APP_NAME = "promptspool"
 MAX_SOCKET_PATH = 100
 
 
-@dataclass(frozen=True)
-class AppPaths:
-    """The four directories the app uses; created on demand by `ensure()`."""
+class AppPaths(NamedTuple):
+    """The four directories the app uses; created on demand by `ensure()`. (A NamedTuple,
+    not a dataclass: every `promptspool` start reads it, and dataclasses import inspect.)"""
 
     data: Path
     runtime: Path
@@ -60,6 +59,8 @@ def _runtime_dir() -> Path:
     On Linux that is $XDG_RUNTIME_DIR (per user, mode 0700, cleared at logout); without
     it, a private directory in the temp dir that `ensure()` checks we own.
     """
+    import tempfile  # only here: most starts never need it
+
     fallback = Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if sys.platform.startswith("linux") and not (xdg and os.access(xdg, os.W_OK)):

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Batch streamed tokens this long (ms).",
     )
+    cli_server: bool = Field(
+        default=True,
+        description="Keep a warm process for short commands (list, show, submit, ...): they "
+        "start in tens of milliseconds instead of hundreds; it leaves after 10 idle minutes.",
+    )
     retention_days: float | None = Field(
         default=None,
         gt=0,

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from worker.cli import main
+from worker.cli.main import main
 from worker.jobs.promptfiles import MAX_FILE_BYTES, MAX_FILES, load_prompt_paths
 from worker.jobs.spec import JobSpec
 from worker.jobs.validation import describe_validation_error

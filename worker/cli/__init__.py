@@ -1,5 +1,2 @@
-"""The `promptspool` command line: one module per group of commands, dispatched by `main`."""
-
-from worker.cli.main import main
-
-__all__ = ["main"]
+"""The `promptspool` command line: one module per group of commands, dispatched by
+`worker.cli.main`; `worker.cli.commandclient` hands short ones to a warm command server."""

@@ -7,6 +7,7 @@ runs, so `list`, `show` and `submit` start without Celery, kombu, numpy or the H
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from worker import __version__
 from worker.cli import api, batches, hosting, jobs, models, queue, submit
+from worker.cli.commandclient import FORWARDED
 from worker.cli.common import EXIT_FAILED, EXIT_NO_QUEUE, EXIT_OK, CliError, Registrar
 from worker.cli.terminal import one_line, say
 from worker.settings import Settings, SettingsFileError, load_settings
@@ -48,19 +50,30 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def parser(extra: tuple[Registrar, ...] = ()) -> argparse.ArgumentParser:
+    """The parser, built once per process (the command server builds it before it forks)."""
+    return build_parser(extra)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
     extra: Sequence[Registrar] = (),
     default_command: str | None = None,
+    start_command_server: bool = True,
 ) -> int:
-    """Run one command; its exit status. Without a command: `default_command`, else the help."""
+    """Run one command; its exit status. Without a command: `default_command`, else the help.
+
+    A short command run here (not by the command server) starts a command server for the
+    next ones, when the `cli_server` setting allows; `start_command_server=False` is the
+    server's own children."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # What PromptSpool writes is the user's alone (0600 files, 0700 folders): settings,
     # logs, exports, and what the processes it starts write (the server's append-only file).
     os.umask(PRIVATE_UMASK)
-    parser = build_parser(extra)
-    args = parser.parse_args(argv)
+    command_line = parser(tuple(extra))
+    args = command_line.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
@@ -81,9 +94,9 @@ def main(
         return run_self_test(args.self_test_model)
     if args.command is None:
         if default_command is None:
-            parser.print_help()
+            command_line.print_help()
             return EXIT_OK
-        args = parser.parse_args([*argv, default_command])
+        args = command_line.parse_args([*argv, default_command])
     try:
         return int(args.handler(args, settings))
     except CliError as exc:
@@ -95,6 +108,19 @@ def main(
         return _failure(exc, settings)
     except KeyboardInterrupt:
         return 130
+    finally:  # after the command, which it would slow down on a small machine
+        if start_command_server and args.command in FORWARDED and settings.cli_server:
+            _start_command_server(settings)
+
+
+def _start_command_server(settings: Settings) -> None:
+    """Start the command server for the next commands (this one runs here, already loaded)."""
+    from worker.cli.commandserver import start_in_background
+
+    try:
+        start_in_background(settings.paths)
+    except OSError as exc:  # a convenience: the command itself goes on
+        logging.getLogger(__name__).debug("no command server: %s", exc)
 
 
 def _closed_pipe() -> int:

@@ -43,6 +43,11 @@ from worker.queue.events import Event, read_events
 from worker.queue.replies import last_stream_id
 from worker.settings import Settings
 
+# Commands the tests run start in their own process, each alike, unless a test asks for the
+# warm command server (PROMPTSPOOL_CLI_SERVER=1): it would start on the first and serve the
+# rest, once it is up.
+NO_COMMAND_SERVER = {"PROMPTSPOOL_CLI_SERVER": "0"}
+
 
 def last_event_id(client: redis.Redis, stream: str = keys.GLOBAL_EVENTS) -> str:
     return last_stream_id(client, stream)
@@ -169,7 +174,7 @@ class Queue:
 def start_queue(home: Path, **settings_env: str) -> Queue:
     """A fresh bundled server under `home`; workers inherit `settings_env` (PROMPTSPOOL_*)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
-    env.update(settings_env)
+    env.update(NO_COMMAND_SERVER | settings_env)
     env["PROMPTSPOOL_HOME"] = str(home)
     settings = Settings(home=home)
     server = BundledServer(settings.paths.ensure())
@@ -300,7 +305,7 @@ class ServeProcess:
     ) -> ServeProcess:
         """Start `serve ARGS` under `home` with PROMPTSPOOL_* settings; wait until it is ready."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTSPOOL_")}
-        env.update(settings_env or {})
+        env.update(NO_COMMAND_SERVER | (settings_env or {}))
         env["PROMPTSPOOL_HOME"] = str(home)
         process = subprocess.Popen(
             [sys.executable, "-m", "worker", "serve", *args],
