@@ -9,7 +9,6 @@ interpreter run in turn, so that a machine that slows down meanwhile slows all a
 
 from __future__ import annotations
 
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit, stories_model
-from worker.cli.commandclient import socket_path
+from worker.cli.commandclient import answers, socket_path
 from worker.jobs.spec import JobSpec
 from worker.paths import AppPaths
 from worker.testing.harness import temp_queue, wait_until
@@ -48,17 +47,6 @@ def _spread(samples: list[float]) -> dict[str, float]:
         "median": round(statistics.median(samples), 1),
         "max": round(max(samples), 1),
     }
-
-
-def _answers(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def run(model: Path | None = None, runs: int = 10) -> dict[str, Any]:
@@ -93,7 +81,7 @@ def run(model: Path | None = None, runs: int = 10) -> dict[str, Any]:
             if round_:
                 samples["python_pass"].append(elapsed)
             else:  # the first short command started the server: time it once it is up
-                wait_until(lambda: _answers(server_socket), timeout=60, what="the command server")
+                wait_until(lambda: answers(server_socket), timeout=60, what="the command server")
         stop_command_server(q.home)
     return emit("cli_start_ms", {
         **{name: _spread(values) for name, values in samples.items()},

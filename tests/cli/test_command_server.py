@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import psutil
 import pytest
 
 import worker.cli.terminal
-from worker.cli.commandclient import socket_path
+from worker.cli.commandclient import answers, socket_path
 from worker.jobs.spec import JobSpec
 from worker.paths import AppPaths
 from worker.testing.harness import Queue, wait_until
@@ -35,17 +34,6 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
-
-
-def answers(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def server_process(paths: AppPaths) -> psutil.Process | None:
@@ -175,17 +163,22 @@ def test_a_command_server_that_dies_mid_command_is_reported_never_run_twice(
     assert served.runs() == 1  # and the caller did not run it itself
 
 
-def test_changed_code_sends_the_caller_back_to_run_it_itself(served: Served) -> None:
+SITE_PACKAGES = next(Path(p) for p in sys.path if Path(p).name == "site-packages")
+
+
+@pytest.mark.parametrize(
+    "changed", [Path(worker.cli.terminal.__file__), SITE_PACKAGES], ids=["ours", "a dependency"]
+)
+def test_changed_code_sends_the_caller_back_to_run_it_itself(served: Served, changed: Path) -> None:
     """After an upgrade (or an edit) the warm server would run old code: it declines the
     command, which runs in the caller, and leaves; that run starts a fresh server."""
     server = served.start()
-    module = Path(worker.cli.terminal.__file__)
-    before = module.stat()
-    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    before = changed.stat()
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     try:
         listed = run(served.env, "list")
     finally:
-        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert listed.returncode == 0, listed.stderr
     server.wait(30)
     assert "the installed code changed" in served_log(served.paths)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from worker.testing.harness import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "dist" / "PromptSpool" / "PromptSpool"
 WANTED = os.environ.get("CI") == "true" or os.environ.get("PROMPTSPOOL_TEST_PACKAGE") == "1"
@@ -49,3 +51,21 @@ def test_frozen_cli_reports_no_queue(bundle: Path) -> None:
     assert done.returncode == 3
     assert "promptspool serve" in done.stderr
     assert sys.platform.startswith("linux")
+
+
+def test_frozen_command_server_serves_the_next_commands(bundle: Path, isolated_home: Path) -> None:
+    """The first short command starts the frozen app's command server; the next runs in it,
+    with the same answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PROMPTSPOOL_CLI_SERVER"] = "1"
+    first = subprocess.run([str(bundle), "list"], check=False, capture_output=True, text=True,
+                           timeout=60, env=env)  # fmt: skip
+    sock = isolated_home / "run" / "cli.sock"
+    wait_until(sock.exists, timeout=120, what="the frozen command server")
+    second = subprocess.run([str(bundle), "list"], check=False, capture_output=True, text=True,
+                            timeout=60, env=env)  # fmt: skip
+    assert first.returncode == 3, first.stderr
+    assert (second.returncode, second.stderr) == (first.returncode, first.stderr)
+    log = (isolated_home / "logs" / "cli-server.log").read_text(encoding="utf-8")
+    assert "runs ['list']" in log
+    sock.unlink()  # the server leaves once its socket is gone

@@ -41,6 +41,16 @@ def socket_path(paths: AppPaths | None = None) -> Path:
     return (paths or AppPaths.resolve()).runtime / SOCKET_NAME
 
 
+def answers(path: Path) -> bool:
+    """A command server listens at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 def forwardable(argv: Sequence[str]) -> bool:
     """The command is one the server runs, and neither the environment nor the platform
     says no (the server needs fork and descriptors passed over unix sockets)."""

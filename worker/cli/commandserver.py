@@ -27,16 +27,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import worker
-from worker.cli.commandclient import HEADER, MAX_REQUEST, socket_path
+from worker.cli.commandclient import HEADER, MAX_REQUEST, answers, socket_path
 from worker.paths import AppPaths
 
 log = logging.getLogger(__name__)
 
 IDLE_EXIT_S = 600.0
 LOOK_S = 1.0  # how often an idle server looks whether it is still wanted
+LOG_NAME = "cli-server.log"
+MAX_LOG_BYTES = 1 << 20
 REQUEST_WAIT_S = 2.0  # for a caller's first bytes, which it sends as soon as it connects
 # What the short commands import; the children find it loaded.
 PRELOAD = (
@@ -68,19 +70,20 @@ Stamp = tuple[tuple[str, int, int], ...]
 
 
 def code_stamp() -> Stamp:
-    """Each loaded module of ours with its file's mtime and size: a change means the
+    """Each loaded module of ours, and each folder on sys.path (installing or upgrading a
+    package changes its site-packages folder), with mtime and size: a change means the
     children would run older code than a fresh `promptspool` would."""
     root = str(Path(worker.__file__).parent)
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    packages = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
+    watched = [f for f in files if f and f.startswith(root)] + packages
     stamp = []
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if not file or not file.startswith(root):
-            continue
+    for path in watched:
         try:
-            info = os.stat(file)
+            info = os.stat(path)
         except OSError:
             continue
-        stamp.append((file, info.st_mtime_ns, info.st_size))
+        stamp.append((path, info.st_mtime_ns, info.st_size))
     return tuple(sorted(stamp))
 
 
@@ -149,7 +152,7 @@ def serve(paths: AppPaths, idle_s: float = IDLE_EXIT_S) -> int:
             pid = os.fork()
             if pid == 0:  # the child: run one command, then leave without cleanups
                 listener.close()
-                os._exit(_run_child(conn))
+                _child_main(conn)
             children.add(pid)
             conn.close()
     finally:
@@ -162,16 +165,14 @@ def start_in_background(paths: AppPaths) -> None:
     """Start a server for the next commands, detached, unless one answers already."""
     from worker.hosting.children import worker_command
 
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(socket_path(paths)))
+    if answers(socket_path(paths)):
         return
-    except OSError:
-        pass
-    finally:
-        probe.close()
     paths.ensure()
-    with open(paths.logs / "cli-server.log", "ab") as log_file:
+    log_path = paths.logs / LOG_NAME
+    with contextlib.suppress(OSError):  # a line per command: keep the last two megabytes
+        if log_path.stat().st_size > MAX_LOG_BYTES:
+            os.replace(log_path, log_path.with_name(f"{LOG_NAME}.1"))
+    with open(log_path, "ab") as log_file:
         subprocess.Popen(
             worker_command(role="cli-server", exit_with_parent=False),
             stdin=subprocess.DEVNULL,
@@ -186,14 +187,8 @@ def _listen(path: Path) -> socket.socket | None:
     """A listening socket at `path` (0600), or None if a server answers there already. It is
     bound under a name of its own and renamed into place, so a client never meets a socket
     that is not listening yet."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
+    if answers(path):
         return None
-    except OSError:
-        pass
-    finally:
-        probe.close()
     staging = path.with_name(f"{path.name}.{os.getpid()}")
     staging.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -273,6 +268,17 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     if not isinstance(request, dict) or len(fds) != 3:
         raise ValueError("a request that is not one JSON object with three descriptors")
     return request, fds
+
+
+def _child_main(conn: socket.socket) -> NoReturn:
+    """Whatever happens, the child never returns into the server's loop."""
+    code = 1
+    try:
+        code = _run_child(conn)
+    except BaseException:
+        log.exception("the command server's child failed")
+    finally:
+        os._exit(code)
 
 
 def _run_child(conn: socket.socket) -> int:

@@ -115,11 +115,11 @@ def main(
 
 def _start_command_server(settings: Settings) -> None:
     """Start the command server for the next commands (this one runs here, already loaded)."""
-    from worker.cli.commandserver import start_in_background
-
     try:
+        from worker.cli.commandserver import start_in_background
+
         start_in_background(settings.paths)
-    except OSError as exc:  # a convenience: the command itself goes on
+    except Exception as exc:  # a convenience: never the command's failure
         logging.getLogger(__name__).debug("no command server: %s", exc)
 
 
