@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 import worker.cli.terminal
+from worker.cli import commandclient
 from worker.cli.commandclient import answers, socket_path
 from worker.jobs.spec import JobSpec
 from worker.paths import AppPaths
@@ -161,6 +162,44 @@ def test_a_command_server_that_dies_mid_command_is_reported_never_run_twice(
     assert watcher.returncode == 1
     assert "the command server stopped before the command ended" in err
     assert served.runs() == 1  # and the caller did not run it itself
+
+
+def test_a_stopped_server_is_passed_by_at_once(served: Served, tiny_model: Path) -> None:
+    """A server stopped with SIGSTOP (a debugger, a frozen group): the command runs in the
+    caller, once, and the server runs nothing of it when it is continued."""
+    server = served.start()
+    server.suspend()
+    try:
+        submitted = run(served.env, "submit", "--prompt", "once", "--model", str(tiny_model))
+    finally:
+        server.resume()
+    assert submitted.returncode == 0, submitted.stderr
+    assert run(served.env, "list").returncode == 0  # served again once continued
+    assert served.runs() == 1
+    assert [job.spec.prompt for job in served.queue.client.list()] == ["once"]
+
+
+def test_a_server_that_stops_before_accepting_never_runs_the_request_late(
+    served: Served, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request was sent, then the server stopped before its child accepted it: the
+    caller gives up after ACCEPT_TIMEOUT_S (and runs the command itself); once continued,
+    the server's child finds no go and runs nothing."""
+    server = served.start()
+    for name, value in served.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(commandclient, "_peer_stopped", lambda _client: False)
+    monkeypatch.setattr(commandclient, "ACCEPT_TIMEOUT_S", 0.5)
+    argv = ["submit", "--prompt", "late", "--model", str(tiny_model)]
+    server.suspend()
+    try:
+        assert commandclient.run_through_server(argv) is None  # not served: run it here
+    finally:
+        server.resume()
+    wait_until(lambda: "the caller left before ['submit'] began" in served_log(served.paths),
+               what="the continued server's child giving up")  # fmt: skip
+    assert served.runs() == 0
+    assert served.queue.client.list() == []
 
 
 SITE_PACKAGES = next(Path(p) for p in sys.path if Path(p).name == "site-packages")

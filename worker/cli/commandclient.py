@@ -16,6 +16,7 @@ import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from worker import __version__
 from worker.paths import AppPaths
@@ -33,6 +34,8 @@ FORWARDED = frozenset(
 )  # fmt: skip
 HEADER = struct.Struct("!I")  # the request's length, then its JSON
 MAX_REQUEST = 1 << 20
+ACCEPT_TIMEOUT_S = 3.0  # for the server's child to accept the request
+GO = b"g"  # this side's word that the command may run
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
@@ -74,7 +77,7 @@ def request_for(argv: Sequence[str]) -> dict[str, object]:
 
 def run_through_server(argv: Sequence[str]) -> int | None:
     """The command's exit status, run by the command server; None when it must run here
-    (no server, or one that declined before running anything)."""
+    (no server, or one that declined or did not accept in time: nothing ran there)."""
     if not forwardable(argv):
         return None
     try:
@@ -91,7 +94,7 @@ def run_through_server(argv: Sequence[str]) -> int | None:
         print("promptspool: the command server stopped before the command ended; check "
               "with `promptspool list` before running it again", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    if "retry" in reply:  # it ran nothing: run here
+    if "retry" in reply:  # it could not take the caller's place (its folder is gone): run here
         return None
     code = reply.get("exit")
     return code if isinstance(code, int) else EXIT_FAILED
@@ -102,25 +105,56 @@ class _NotServed(Exception):
 
 
 def _exchange(request: dict[str, object]) -> dict[str, object] | None:
-    """Send the request with descriptors 0-2; the reply, or None if the server went away
-    after taking it (the command may have run in part)."""
+    """Send the request with descriptors 0-2; the command's reply, or None if the server
+    went away after it began the command.
+
+    The command runs only once both sides agreed: the server's child says it accepted the
+    request, and only then does this side say go. A server that does not accept in time
+    (stopped by SIGSTOP, frozen, swamped) is left behind: this side closes the socket and
+    runs the command itself, and the child that a continued server forks later finds no
+    go and runs nothing.
+    """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         try:
             client.connect(str(socket_path()))
         except OSError as exc:
             raise _NotServed from exc
+        if _peer_stopped(client):
+            raise _NotServed
         payload = json.dumps(request).encode()
         message = HEADER.pack(len(payload)) + payload
         fds, opened = _standard_fds()
+        replies = client.makefile("rb")
         try:
             sent = socket.send_fds(client, [message], fds)
             client.sendall(message[sent:])
-        except OSError as exc:  # it went away before reading it whole: nothing ran
+            client.settimeout(ACCEPT_TIMEOUT_S)
+            accepted = _read_line(replies)
+            if accepted is None or accepted.get("accepted") is not True:
+                raise _NotServed  # declined, or gone before it began: nothing ran
+            client.settimeout(None)
+            client.sendall(GO)
+        except OSError as exc:  # gone, or not accepting in time: nothing ran
             raise _NotServed from exc
         finally:
             for fd in opened:
                 os.close(fd)
-        return _read_reply(client)
+        return _read_line(replies)
+
+
+def _peer_stopped(client: socket.socket) -> bool:
+    """The server at the other end is stopped (SIGSTOP, a debugger): on Linux its state
+    says so at once, instead of after ACCEPT_TIMEOUT_S."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return False
+    creds = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid = struct.unpack("3i", creds)[0]
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def _standard_fds() -> tuple[list[int], list[int]]:
@@ -137,13 +171,10 @@ def _standard_fds() -> tuple[list[int], list[int]]:
     return fds, opened
 
 
-def _read_reply(client: socket.socket) -> dict[str, object] | None:
-    """The server's one-line JSON reply; None if the connection closed without one."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = client.recv(4096)
-        if not chunk:
-            return None
-        data += chunk
-    reply = json.loads(data)
+def _read_line(replies: BinaryIO) -> dict[str, object] | None:
+    """One JSON line from the server; None if the connection closed first."""
+    line = replies.readline()
+    if not line.endswith(b"\n"):
+        return None
+    reply = json.loads(line)
     return reply if isinstance(reply, dict) else None

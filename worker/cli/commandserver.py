@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import worker
-from worker.cli.commandclient import HEADER, MAX_REQUEST, answers, socket_path
+from worker.cli.commandclient import GO, HEADER, MAX_REQUEST, answers, socket_path
 from worker.paths import AppPaths
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ LOOK_S = 1.0  # how often an idle server looks whether it is still wanted
 LOG_NAME = "cli-server.log"
 MAX_LOG_BYTES = 1 << 20
 REQUEST_WAIT_S = 2.0  # for a caller's first bytes, which it sends as soon as it connects
+GO_WAIT_S = 10.0  # the caller answers at once; a stopped caller may give no go at all
 # What the short commands import; the children find it loaded.
 PRELOAD = (
     "worker.cli.main",
@@ -293,6 +294,9 @@ def _run_child(conn: socket.socket) -> int:
         _reply(conn, {"retry": "the caller runs another installation"})
         return 0
     argv = [str(arg) for arg in request.get("argv", [])]
+    if not _caller_says_go(conn):
+        log.info("child %d: the caller left before %s began; nothing done", os.getpid(), argv[:1])
+        return 0
     log.info("child %d runs %s", os.getpid(), argv[:1])
     try:
         _adopt(request, fds)
@@ -305,6 +309,19 @@ def _run_child(conn: socket.socket) -> int:
     done.set()
     _reply(conn, {"exit": code})
     return 0
+
+
+def _caller_says_go(conn: socket.socket) -> bool:
+    """Accept the request, then wait for the caller's go: it gives up on a server that
+    took too long (it was stopped) and runs the command itself, so this one must not."""
+    _reply(conn, {"accepted": True})
+    conn.settimeout(GO_WAIT_S)
+    try:
+        go = conn.recv(len(GO))
+    except OSError:
+        return False
+    conn.settimeout(None)
+    return go == GO
 
 
 def _adopt(request: dict[str, Any], fds: list[int]) -> None:
