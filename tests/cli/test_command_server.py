@@ -164,6 +164,18 @@ def test_a_command_server_that_dies_mid_command_is_reported_never_run_twice(
     assert served.runs() == 1  # and the caller did not run it itself
 
 
+def test_a_killed_server_leaves_a_dead_socket_that_the_next_one_replaces(served: Served) -> None:
+    server = served.start()
+    server.kill()
+    server.wait(30)
+    assert served.socket.exists() and not answers(served.socket)
+    listed = run(served.env, "list")  # runs alone, and starts a new server
+    assert listed.returncode == 0, listed.stderr
+    wait_until(lambda: answers(served.socket), timeout=60, what="the new command server")
+    assert run(served.env, "list").returncode == 0
+    assert served.runs() == 1
+
+
 def test_a_stopped_server_is_passed_by_at_once(served: Served, tiny_model: Path) -> None:
     """A server stopped with SIGSTOP (a debugger, a frozen group): the command runs in the
     caller, once, and the server runs nothing of it when it is continued."""
