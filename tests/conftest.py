@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.testing.harness import Queue, start_queue
+from worker.testing.harness import NO_COMMAND_SERVER, Queue, start_queue
 from worker.testing.tinymodel import CHATML_TEMPLATE, write_tiny_llama
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -24,7 +24,8 @@ def isolated_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(name)
     home = Path(tempfile.mkdtemp(prefix="ps-", dir="/tmp"))
     monkeypatch.setenv("PROMPTSPOOL_HOME", str(home))
-    monkeypatch.setenv("PROMPTSPOOL_CLI_SERVER", "0")  # see NO_COMMAND_SERVER
+    for name, value in NO_COMMAND_SERVER.items():
+        monkeypatch.setenv(name, value)
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

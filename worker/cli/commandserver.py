@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,7 +44,6 @@ REQUEST_WAIT_S = 2.0  # for a caller's first bytes, which it sends as soon as it
 GO_WAIT_S = 10.0  # the caller answers at once; a stopped caller may give no go at all
 # What the short commands import; the children find it loaded.
 PRELOAD = (
-    "worker.cli.main",
     "worker.queue.client",
     "worker.queue.celery_app",
     "worker.queue.connection",
@@ -68,6 +68,7 @@ PRELOAD = (
 )
 
 Stamp = tuple[tuple[str, int, int], ...]
+Command = Callable[[list[str]], int]
 
 
 def code_stamp() -> Stamp:
@@ -89,13 +90,11 @@ def code_stamp() -> Stamp:
 
 
 def warm_up() -> None:
-    """Do once here what each command would do first (build the parser, a first
-    validation of the settings and of a job), so that children find it done."""
-    from worker.cli.main import parser
+    """Do once here what each command would do first (a first validation of the settings
+    and of a job), so that children find it done."""
     from worker.jobs.job import Job
     from worker.settings import load_settings
 
-    parser(())  # as main() asks for it (functools.cache keys on the arguments given)
     try:
         load_settings()
     except ValueError as exc:  # a bad settings file: each command reports it itself
@@ -106,9 +105,10 @@ def warm_up() -> None:
     )  # fmt: skip
 
 
-def serve(paths: AppPaths, idle_s: float = IDLE_EXIT_S) -> int:
+def serve(paths: AppPaths, command: Command, idle_s: float = IDLE_EXIT_S) -> int:
     """Serve until idle for `idle_s`, displaced, or out of date; 0 (also when another
-    server already answers on the socket)."""
+    server already answers on the socket). `command(argv)` runs one command in a child and
+    returns its exit status (the command line's `main`, which the caller has loaded)."""
     paths.ensure()
     os.chdir(paths.runtime)  # hold no folder of the user's
     for name in PRELOAD:
@@ -153,7 +153,7 @@ def serve(paths: AppPaths, idle_s: float = IDLE_EXIT_S) -> int:
             pid = os.fork()
             if pid == 0:  # the child: run one command, then leave without cleanups
                 listener.close()
-                _child_main(conn)
+                _child_main(conn, command)
             children.add(pid)
             conn.close()
     finally:
@@ -271,18 +271,18 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return request, fds
 
 
-def _child_main(conn: socket.socket) -> NoReturn:
+def _child_main(conn: socket.socket, command: Command) -> NoReturn:
     """Whatever happens, the child never returns into the server's loop."""
     code = 1
     try:
-        code = _run_child(conn)
+        code = _run_child(conn, command)
     except BaseException:
         log.exception("the command server's child failed")
     finally:
         os._exit(code)
 
 
-def _run_child(conn: socket.socket) -> int:
+def _run_child(conn: socket.socket, command: Command) -> int:
     """In the forked child: take over the caller's streams, folder and environment, run the
     command, send back its exit status."""
     try:
@@ -305,7 +305,7 @@ def _run_child(conn: socket.socket) -> int:
         return 0
     done = threading.Event()
     threading.Thread(target=_interrupt_when_caller_leaves, args=(conn, done), daemon=True).start()
-    code = _run_command(argv)
+    code = _run_command(command, argv)
     done.set()
     _reply(conn, {"exit": code})
     return 0
@@ -357,11 +357,9 @@ def _interrupt_when_caller_leaves(conn: socket.socket, done: threading.Event) ->
         os.kill(os.getpid(), signal.SIGINT)
 
 
-def _run_command(argv: list[str]) -> int:
-    from worker.cli.main import main
-
+def _run_command(command: Command, argv: list[str]) -> int:
     try:
-        code: object = main(argv, start_command_server=False)
+        code: object = command(argv)
     except SystemExit as exc:  # argparse: usage errors (2), --help (0)
         code = exc.code
     except KeyboardInterrupt:

@@ -31,10 +31,6 @@ def register(sub: Any) -> None:
         "--exit-with-parent", action="store_true",
         help="shut down when the process that started the worker dies (for supervisors)",
     )  # fmt: skip
-    # Started by the first short command that finds none (worker.cli.commandserver).
-    p = sub.add_parser("cli-server", help=argparse.SUPPRESS)
-    p.set_defaults(handler=cmd_cli_server)
-    p.add_argument("--idle", type=float, default=None, help=argparse.SUPPRESS)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,10 +71,3 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         exit_with_parent()
     run_worker(settings, args.redis_url, args.loglevel, remote=args.remote)
     return EXIT_OK
-
-
-def cmd_cli_server(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.cli.commandserver import IDLE_EXIT_S, serve
-
-    logging.getLogger().setLevel(logging.INFO)
-    return serve(settings.paths, IDLE_EXIT_S if args.idle is None else args.idle)

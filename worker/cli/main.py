@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,6 +24,24 @@ from worker.cli.terminal import one_line, say
 from worker.settings import Settings, SettingsFileError, load_settings
 
 PRIVATE_UMASK = 0o077
+
+
+def register_command_server(sub: Any) -> None:
+    """`cli-server`, hidden: started by the first short command that finds none."""
+    p = sub.add_parser("cli-server", help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_cli_server)
+    p.add_argument("--idle", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def cmd_cli_server(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.cli.commandserver import IDLE_EXIT_S, serve
+
+    logging.getLogger().setLevel(logging.INFO)
+    parser(())  # the children's parser (they run main without extras), built once here
+    run = functools.partial(main, start_command_server=False)
+    return serve(settings.paths, run, IDLE_EXIT_S if args.idle is None else args.idle)
+
+
 GROUPS: tuple[Registrar, ...] = (
     hosting.register,
     api.register,
@@ -31,6 +50,7 @@ GROUPS: tuple[Registrar, ...] = (
     jobs.register,
     queue.register,
     models.register,
+    register_command_server,
 )
 
 
