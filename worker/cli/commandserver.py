@@ -72,9 +72,9 @@ Command = Callable[[list[str]], int]
 
 
 def code_stamp() -> Stamp:
-    """Each loaded module of ours, and each folder on sys.path (installing or upgrading a
-    package changes its site-packages folder), with mtime and size: a change means the
-    children would run older code than a fresh `promptspool` would."""
+    """Each loaded module of ours, and each site-packages folder on sys.path (installing or
+    upgrading a package changes it), with mtime and size: a change means the children
+    would run older code than a fresh `promptspool` would."""
     root = str(Path(worker.__file__).parent)
     files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
     packages = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
@@ -89,7 +89,7 @@ def code_stamp() -> Stamp:
     return tuple(sorted(stamp))
 
 
-def warm_up() -> None:
+def _warm_up() -> None:
     """Do once here what each command would do first (a first validation of the settings
     and of a job), so that children find it done."""
     from worker.jobs.job import Job
@@ -116,7 +116,7 @@ def serve(paths: AppPaths, command: Command, idle_s: float = IDLE_EXIT_S) -> int
             importlib.import_module(name)
         except ImportError as exc:  # a build without it: the children import what they use
             log.warning("not preloaded: %s: %s", name, exc)
-    warm_up()
+    _warm_up()
     stamp = code_stamp()
     path = socket_path(paths)
     listener = _listen(path)
